@@ -1,0 +1,28 @@
+# The README's two commands are `make demo` and `make test`; both bootstrap .venv when it is missing or stale.
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: demo test lint typecheck bench clean
+
+$(STAMP): pyproject.toml tools/bootstrap.sh
+	sh tools/bootstrap.sh
+
+demo: $(STAMP)
+	$(VENV)/bin/chromaflow info
+	$(PY) tools/demo.py
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check core filters plugins src tests tools benchmarks
+	$(VENV)/bin/ruff format --check core filters plugins src tests tools benchmarks
+	$(VENV)/bin/mypy
+
+test: lint $(STAMP)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(PY) benchmarks/run_all.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info demo-output

@@ -1,0 +1,1 @@
+"""Neural network architectures (colorizers, face detectors, deepfake classifiers)."""

@@ -1,0 +1,1 @@
+"""Frame nodes for hosts: VapourSynth functions and PyAV push/pull nodes."""

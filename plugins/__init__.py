@@ -1,0 +1,1 @@
+"""Host applications: the ``chromaflow`` command line, the Blender add-on, the OBS script, FFmpeg recipes."""

@@ -1,0 +1,9 @@
+"""`chromaflow train`: train colorization models."""
+
+import argparse
+
+from chromaflow.plugins.cli.pending import register_pending
+
+
+def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    register_pending(sub, "train", "train colorization models")
