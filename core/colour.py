@@ -18,9 +18,8 @@ from functools import lru_cache
 from typing import Literal
 
 import torch
-from torch import Tensor
-
 from chromaflow.core.errors import InputError, UsageError
+from torch import Tensor
 
 _RGB_TO_XYZ = torch.tensor(
     [
@@ -47,7 +46,9 @@ def _float_op(fn: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
 
 def _check_channels(x: Tensor) -> None:
     if x.dim() < 3 or x.shape[-3] != 3:
-        raise InputError(f"expected 3 colour channels at dimension -3, got a tensor of shape {tuple(x.shape)}")
+        raise InputError(
+            f"expected 3 colour channels at dimension -3, got a tensor of shape {tuple(x.shape)}"
+        )
 
 
 def _apply_matrix(m: Tensor, x: Tensor) -> Tensor:
@@ -143,7 +144,11 @@ def gray_to_rgb(l_star: Tensor) -> Tensor:
 # ---------------------------------------------------------------------------------------------- Y'CbCr
 
 Matrix = Literal["601", "709", "2020"]
-_KR_KB: dict[str, tuple[float, float]] = {"601": (0.299, 0.114), "709": (0.2126, 0.0722), "2020": (0.2627, 0.0593)}
+_KR_KB: dict[str, tuple[float, float]] = {
+    "601": (0.299, 0.114),
+    "709": (0.2126, 0.0722),
+    "2020": (0.2627, 0.0593),
+}
 
 
 @dataclass(frozen=True)
@@ -262,7 +267,9 @@ def _resample_matrix(n_out: int, n_in: int, factor: int, offset: float, up: bool
     return w / w.sum(dim=1, keepdim=True)
 
 
-def _resample(plane: Tensor, shape: tuple[int, int], factors: tuple[int, int], siting: str, up: bool) -> Tensor:
+def _resample(
+    plane: Tensor, shape: tuple[int, int], factors: tuple[int, int], siting: str, up: bool
+) -> Tensor:
     if siting not in _SITING:
         raise UsageError(f"unknown chroma siting {siting!r}: use one of {', '.join(_SITING)}")
     fh, fw = factors

@@ -10,7 +10,6 @@ import os
 from dataclasses import dataclass
 
 import torch
-
 from chromaflow.core.errors import DeviceError, UsageError
 
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -28,16 +27,18 @@ def resolve_device(spec: str | torch.device | None = None) -> torch.device:
     if spec == "cpu":
         return torch.device("cpu")
     if spec == "cuda" or spec.startswith("cuda:"):
+        index = 0 if spec == "cuda" else _parse_index(spec)
         if not torch.cuda.is_available():
             raise DeviceError(
                 f"device {spec!r} was requested but no CUDA device is available "
                 f"(torch {torch.__version__}, CUDA build {torch.version.cuda or 'none'}); "
                 "use --device cpu or --device auto, or install a CUDA build of torch and an NVIDIA driver"
             )
-        index = 0 if spec == "cuda" else _parse_index(spec)
         count = torch.cuda.device_count()
         if index >= count:
-            raise DeviceError(f"device {spec!r} does not exist: {count} CUDA device(s) are visible (cuda:0..)")
+            raise DeviceError(
+                f"device {spec!r} does not exist: {count} CUDA device(s) are visible (cuda:0..)"
+            )
         return torch.device(f"cuda:{index}")
     raise UsageError(f"unknown device {spec!r}: use auto, cpu, cuda or cuda:N")
 

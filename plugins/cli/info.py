@@ -7,8 +7,9 @@ import platform
 import sys
 from typing import Any
 
-from chromaflow import __version__
 from chromaflow.core import paths
+
+from chromaflow import __version__
 
 
 def _version(module: str) -> str | None:
@@ -29,7 +30,11 @@ def _devices() -> list[dict[str, Any]]:
         for i in range(torch.cuda.device_count()):
             props = torch.cuda.get_device_properties(i)
             found.append(
-                {"device": f"cuda:{i}", "name": props.name, "memory_gib": round(props.total_memory / 2**30, 1)}
+                {
+                    "device": f"cuda:{i}",
+                    "name": props.name,
+                    "memory_gib": round(props.total_memory / 2**30, 1),
+                }
             )
     return found
 
@@ -83,6 +88,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
-    parser = sub.add_parser("info", help="show versions, devices, the model cache and which models are present")
+    parser = sub.add_parser(
+        "info", help="show versions, devices, the model cache and which models are present"
+    )
     parser.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
     parser.set_defaults(func=run)

@@ -10,8 +10,9 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from chromaflow import __version__
 from chromaflow.core.errors import ChromaflowError
+
+from chromaflow import __version__
 
 # Each verb lives in its own module of this package and exposes register(subparsers).
 VERB_MODULES = ("info", "image", "colorize", "deepfake", "models", "train", "bench")

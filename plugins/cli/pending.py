@@ -5,7 +5,9 @@ import argparse
 from chromaflow.core.errors import UsageError
 
 
-def register_pending(sub: "argparse._SubParsersAction[argparse.ArgumentParser]", name: str, what: str) -> None:
+def register_pending(
+    sub: "argparse._SubParsersAction[argparse.ArgumentParser]", name: str, what: str
+) -> None:
     parser = sub.add_parser(name, help=f"{what} (not available in this version yet)")
     parser.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
 
