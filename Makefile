@@ -13,9 +13,11 @@ demo: $(STAMP)
 	$(VENV)/bin/chromaflow info
 	$(PY) tools/demo.py
 
+LINTED := $(wildcard core filters plugins src tests tools benchmarks examples)
+
 lint: $(STAMP)
-	$(VENV)/bin/ruff check core filters plugins src tests tools benchmarks
-	$(VENV)/bin/ruff format --check core filters plugins src tests tools benchmarks
+	$(VENV)/bin/ruff check $(LINTED)
+	$(VENV)/bin/ruff format --check $(LINTED)
 	$(VENV)/bin/mypy
 
 test: lint $(STAMP)
