@@ -30,22 +30,24 @@ def _time(fn: Callable[[], object], device: torch.device, repeats: int) -> float
     return (time.perf_counter() - start) / repeats
 
 
+def _cases(rgb: torch.Tensor) -> dict[str, Callable[[], object]]:
+    fmt = colour.YCbCrFormat("709", full_range=False, bits=8)
+    lab = colour.rgb_to_lab(rgb)
+    codes = colour.rgb_to_ycbcr(rgb, fmt)
+    return {
+        "rgb_to_lab": lambda: colour.rgb_to_lab(rgb),
+        "lab_to_rgb": lambda: colour.lab_to_rgb(lab),
+        "rgb_to_ycbcr": lambda: colour.rgb_to_ycbcr(rgb, fmt),
+        "ycbcr_to_rgb": lambda: colour.ycbcr_to_rgb(codes, fmt),
+        "downsample_420": lambda: colour.downsample_chroma(codes[:, 1:]),
+    }
+
+
 def run(device: torch.device, dtype: torch.dtype, batch: int, repeats: int) -> list[dict[str, object]]:
     rows = []
-    fmt = colour.YCbCrFormat("709", full_range=False, bits=8)
     for size_name, (h, w) in SIZES.items():
         rgb = torch.rand(batch, 3, h, w, device=device, dtype=dtype)
-        lab = colour.rgb_to_lab(rgb)
-        codes = colour.rgb_to_ycbcr(rgb, fmt)
-        chroma = codes[:, 1:]
-        cases: dict[str, Callable[[], object]] = {
-            "rgb_to_lab": lambda: colour.rgb_to_lab(rgb),
-            "lab_to_rgb": lambda: colour.lab_to_rgb(lab),
-            "rgb_to_ycbcr": lambda: colour.rgb_to_ycbcr(rgb, fmt),
-            "ycbcr_to_rgb": lambda: colour.ycbcr_to_rgb(codes, fmt),
-            "downsample_420": lambda: colour.downsample_chroma(chroma),
-        }
-        for name, fn in cases.items():
+        for name, fn in _cases(rgb).items():
             seconds = _time(fn, device, repeats)
             rows.append(
                 {

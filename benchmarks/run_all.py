@@ -17,7 +17,9 @@ def main() -> int:
     parser.add_argument("--only", default="", help="comma-separated script names (without .py)")
     args, passthrough = parser.parse_known_args()
     wanted = {n for n in args.only.split(",") if n}
-    scripts = sorted(p for p in HERE.glob("*.py") if p.name not in {"run_all.py"} and not p.name.startswith("_"))
+    scripts = sorted(
+        p for p in HERE.glob("*.py") if p.name not in {"run_all.py"} and not p.name.startswith("_")
+    )
     failed = []
     for script in scripts:
         if wanted and script.stem not in wanted:
