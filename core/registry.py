@@ -1,0 +1,348 @@
+"""Named models: architecture, weight file, checksum, official URL, licence and input size.
+
+Weights that came from elsewhere live in the model cache (:func:`chromaflow.core.paths.models_dir`), put there by
+:func:`download` or :func:`import_file`; both check the SHA-256 before the file appears under its final name, so
+the cache never holds a corrupted or foreign file. Weights this project trained itself are bundled in the package
+(``core/weights/``).
+"""
+
+import hashlib
+import logging
+import os
+import shutil
+import sys
+import tempfile
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, Literal
+
+from chromaflow.core.errors import ModelError
+from chromaflow.core.paths import models_dir
+
+log = logging.getLogger(__name__)
+
+Kind = Literal["colorizer", "classifier", "detector", "anchors"]
+BUNDLED_DIR = Path(__file__).resolve().parent / "weights"
+_CHUNK = 1 << 20
+
+_ZHANG_LICENCE = "BSD-2-Clause (richzhang/colorization)"
+_MESONET_LICENCE = "Apache-2.0 (DariusAf/MesoNet)"
+_BLAZEFACE_LICENCE = "Apache-2.0 (MediaPipe; hollance/BlazeFace-PyTorch)"
+_MESONET_URL = "https://github.com/DariusAf/MesoNet/raw/master/weights/"
+_BLAZEFACE_URL = "https://github.com/hollance/BlazeFace-PyTorch/raw/master/"
+_ZHANG_URL = "https://colorizers.s3.us-east-2.amazonaws.com/"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One named model. ``sha256`` is the full hex digest, or a prefix where only that is published."""
+
+    name: str
+    arch: str
+    filename: str
+    sha256: str | None
+    url: str | None
+    licence: str
+    input_size: int
+    kind: Kind
+    bundled: bool = False
+    description: str = ""
+
+    def matches(self, digest: str) -> bool:
+        """Whether a file's full SHA-256 hex digest is the one this model expects."""
+        return self.sha256 is None or digest.lower().startswith(self.sha256.lower())
+
+
+_SPECS = (
+    ModelSpec(
+        "base",
+        "base",
+        "base.pt",
+        None,
+        None,
+        "BSD-3-Clause (chromaflow; see core/weights/base.md)",
+        256,
+        "colorizer",
+        bundled=True,
+        description="chromaflow's own small colorizer, bundled with the package",
+    ),
+    ModelSpec(
+        "eccv16",
+        "eccv16",
+        "colorization_release_v2-9b330a0b.pth",
+        "9b330a0b",
+        _ZHANG_URL + "colorization_release_v2-9b330a0b.pth",
+        _ZHANG_LICENCE,
+        256,
+        "colorizer",
+        description="Zhang et al., Colorful Image Colorization (ECCV 2016)",
+    ),
+    ModelSpec(
+        "siggraph17",
+        "siggraph17",
+        "siggraph17-df00044c.pth",
+        "df00044c",
+        _ZHANG_URL + "siggraph17-df00044c.pth",
+        _ZHANG_LICENCE,
+        256,
+        "colorizer",
+        description="Zhang et al., Real-Time User-Guided Image Colorization (SIGGRAPH 2017); takes hints",
+    ),
+    ModelSpec(
+        "meso4-df",
+        "meso4",
+        "Meso4_DF.h5",
+        "036ed30d04ffd9c7506f825b97c86aa64915f5818931da96817b169aad790af5",
+        _MESONET_URL + "Meso4_DF.h5",
+        _MESONET_LICENCE,
+        256,
+        "classifier",
+        description="MesoNet Meso4 trained on Deepfake faces (Keras weights)",
+    ),
+    ModelSpec(
+        "meso4-f2f",
+        "meso4",
+        "Meso4_F2F.h5",
+        "bcfda015d217b9f8d6557693edbdf9f4e79cfd22672541968dd0e2954462b5d7",
+        _MESONET_URL + "Meso4_F2F.h5",
+        _MESONET_LICENCE,
+        256,
+        "classifier",
+        description="MesoNet Meso4 trained on Face2Face faces (Keras weights)",
+    ),
+    ModelSpec(
+        "mesoinception-df",
+        "mesoinception4",
+        "MesoInception_DF.h5",
+        "234586d40058e76ef8b6f27ca4b63c06e31c2a5a69c0d8ba6f30b1468ab7bafa",
+        _MESONET_URL + "MesoInception_DF.h5",
+        _MESONET_LICENCE,
+        256,
+        "classifier",
+        description="MesoNet MesoInception4 trained on Deepfake faces (Keras weights)",
+    ),
+    ModelSpec(
+        "mesoinception-f2f",
+        "mesoinception4",
+        "MesoInception_F2F.h5",
+        "d4533ac8a3197dc35c47405d23d99e888c1d0135e267e03540c7451feaccff3f",
+        _MESONET_URL + "MesoInception_F2F.h5",
+        _MESONET_LICENCE,
+        256,
+        "classifier",
+        description="MesoNet MesoInception4 trained on Face2Face faces (Keras weights)",
+    ),
+    ModelSpec(
+        "blazeface",
+        "blazeface",
+        "blazeface.pth",
+        "54ecff653feaaaf1f7d44b6aff28fd2fc50e483a4e847563b6dd261369c43ba4",
+        _BLAZEFACE_URL + "blazeface.pth",
+        _BLAZEFACE_LICENCE,
+        128,
+        "detector",
+        description="BlazeFace front-camera face detector (PyTorch state_dict)",
+    ),
+    ModelSpec(
+        "blazeface-anchors",
+        "blazeface",
+        "anchors.npy",
+        "a10bb2fb93ab54ca426d6c750bfc3aad685028a16dcf231357d03694f261fd95",
+        _BLAZEFACE_URL + "anchors.npy",
+        _BLAZEFACE_LICENCE,
+        128,
+        "anchors",
+        description="the 896 anchors BlazeFace decodes its boxes against",
+    ),
+)
+MODELS: dict[str, ModelSpec] = {spec.name: spec for spec in _SPECS}
+
+
+def names() -> list[str]:
+    """All registered model names, in listing order."""
+    return list(MODELS)
+
+
+def get_spec(name: str) -> ModelSpec:
+    """The spec of model ``name``, or a :class:`ModelError` listing the known names."""
+    spec = MODELS.get(name.strip().lower())
+    if spec is None:
+        raise ModelError(f"unknown model {name!r}: known models are {', '.join(MODELS)}")
+    return spec
+
+
+def cached_path(name: str) -> Path:
+    """Where model ``name``'s weights live (present or not)."""
+    spec = get_spec(name)
+    return BUNDLED_DIR / spec.filename if spec.bundled else models_dir() / spec.filename
+
+
+def is_present(name: str) -> bool:
+    return cached_path(name).is_file()
+
+
+def _missing_message(spec: ModelSpec, path: Path) -> str:
+    if spec.bundled:
+        return (
+            f"the bundled weights of model {spec.name!r} are missing from this install (expected {path}); "
+            "reinstall chromaflow, or pick a downloadable model such as siggraph17 "
+            "(chromaflow models download siggraph17, then --model siggraph17)"
+        )
+    return (
+        f"the weights of model {spec.name!r} ({spec.filename}) are not in the model cache {path.parent}; "
+        f"get them with `chromaflow models download {spec.name}` or, from a copy you already have, "
+        f"`chromaflow models import {spec.name} PATH`"
+    )
+
+
+_verified: dict[Path, tuple[int, int]] = {}
+
+
+def weights_path(name: str, verify: bool = True) -> Path:
+    """The path of model ``name``'s weights, checked against the registered SHA-256 (once per process).
+
+    Raises :class:`ModelError` naming ``chromaflow models download NAME`` and ``chromaflow models import NAME PATH``
+    when the file is absent, and refusing a file whose checksum does not match.
+    """
+    spec = get_spec(name)
+    path = cached_path(spec.name)
+    if not path.is_file():
+        raise ModelError(_missing_message(spec, path))
+    if verify and spec.sha256 is not None:
+        stat = path.stat()
+        stamp = (stat.st_size, stat.st_mtime_ns)
+        if _verified.get(path) != stamp:
+            digest = sha256_of(path)
+            if not spec.matches(digest):
+                raise ModelError(
+                    f"{path} does not match the checksum of model {spec.name!r} (expected {spec.sha256}, "
+                    f"got {digest}); delete it and run `chromaflow models download {spec.name}`"
+                )
+            _verified[path] = stamp
+    return path
+
+
+def sha256_of(path: str | Path) -> str:
+    """The SHA-256 hex digest of a file."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(_CHUNK), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _stage_file(spec: ModelSpec) -> tuple[Path, BinaryIO]:
+    """A temporary file next to the final name (same folder, so the rename is atomic)."""
+    folder = models_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{spec.filename}.", suffix=".part", dir=folder)
+    return Path(tmp), os.fdopen(fd, "wb")
+
+
+def _finish(spec: ModelSpec, tmp: Path, digest: str, source: str) -> Path:
+    if not spec.matches(digest):
+        tmp.unlink(missing_ok=True)
+        raise ModelError(
+            f"refused {source}: its SHA-256 is {digest} but model {spec.name!r} expects {spec.sha256}; "
+            "the file is corrupted or is not this model, and nothing was written to the model cache"
+        )
+    final = models_dir() / spec.filename
+    os.replace(tmp, final)
+    _verified.pop(final, None)
+    return final
+
+
+def _downloadable(name: str) -> ModelSpec:
+    spec = get_spec(name)
+    if spec.bundled:
+        raise ModelError(
+            f"model {spec.name!r} ships inside chromaflow; there is nothing to download or import"
+        )
+    return spec
+
+
+def _chunks(response: BinaryIO) -> Iterator[bytes]:
+    while block := response.read(_CHUNK):
+        yield block
+
+
+def download(name: str, url: str | None = None, progress: bool = True, timeout: float = 60.0) -> Path:
+    """Fetch model ``name`` (from its official URL, or ``url``), check its hash, move it into the cache."""
+    from tqdm import tqdm
+
+    spec = _downloadable(name)
+    source = url or spec.url
+    if source is None:
+        raise ModelError(
+            f"model {spec.name!r} has no download URL; use `chromaflow models import {name} PATH`"
+        )
+    tmp, out = _stage_file(spec)
+    h = hashlib.sha256()
+    try:
+        with out, urllib.request.urlopen(source, timeout=timeout) as response:
+            total = int(response.headers.get("Content-Length") or 0) or None
+            with tqdm(
+                total=total,
+                unit="B",
+                unit_scale=True,
+                desc=spec.filename,
+                file=sys.stderr,
+                disable=not progress,
+                leave=False,
+            ) as bar:
+                for block in _chunks(response):
+                    out.write(block)
+                    h.update(block)
+                    bar.update(len(block))
+    except (urllib.error.URLError, OSError, ValueError) as err:
+        tmp.unlink(missing_ok=True)
+        raise ModelError(
+            f"could not download model {spec.name!r} from {source}: {err}; check the network, or fetch the "
+            f"file yourself and run `chromaflow models import {spec.name} PATH`"
+        ) from err
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    path = _finish(spec, tmp, h.hexdigest(), source)
+    log.info("downloaded %s to %s", spec.name, path)
+    return path
+
+
+def import_file(name: str, source: str | Path) -> Path:
+    """Copy a local file into the cache as model ``name``, after checking its hash."""
+    spec = _downloadable(name)
+    source = Path(source)
+    if not source.is_file():
+        raise ModelError(f"cannot import model {spec.name!r}: {source} is not a file")
+    tmp, out = _stage_file(spec)
+    try:
+        with out, open(source, "rb") as src:
+            shutil.copyfileobj(src, out, _CHUNK)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return _finish(spec, tmp, sha256_of(tmp), str(source))
+
+
+@dataclass(frozen=True)
+class Verification:
+    """The result of checking one model's weights."""
+
+    name: str
+    path: Path
+    present: bool
+    ok: bool
+    sha256: str | None
+
+
+def verify(name: str) -> Verification:
+    """Re-hash model ``name``'s weights (absent weights give ``present=False, ok=False``)."""
+    spec = get_spec(name)
+    path = cached_path(spec.name)
+    if not path.is_file():
+        return Verification(spec.name, path, False, False, None)
+    digest = sha256_of(path)
+    return Verification(spec.name, path, True, spec.matches(digest), digest)
