@@ -52,7 +52,10 @@ def _check_channels(x: Tensor) -> None:
 
 
 def _apply_matrix(m: Tensor, x: Tensor) -> Tensor:
-    return torch.einsum("ij,...jhw->...ihw", m.to(device=x.device, dtype=x.dtype), x)
+    """``m @ x`` over the channel dimension -3 (a flat matmul: several times faster than einsum on the CPU)."""
+    shape = x.shape
+    flat = x.reshape(*shape[:-3], 3, shape[-2] * shape[-1])
+    return (m.to(device=x.device, dtype=x.dtype) @ flat).reshape(shape)
 
 
 def srgb_to_linear(x: Tensor) -> Tensor:
