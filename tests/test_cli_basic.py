@@ -7,9 +7,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from chromaflow.plugins.cli.main import VERB_MODULES, main
 
 from chromaflow import __version__
+from chromaflow.plugins.cli.main import VERB_MODULES, main
 
 CLI = [str(Path(sys.executable).with_name("chromaflow"))]
 
@@ -24,13 +24,16 @@ def test_version() -> None:
     assert result.stdout.strip() == f"chromaflow {__version__}"
 
 
-def test_info_json_reports_the_truth(tmp_path: Path) -> None:
+def test_info_json_reports_the_truth(tmp_path: Path, shared: Path) -> None:
     import cv2
     import torch
 
+    from chromaflow.core import registry
+
     home = tmp_path / "home"
     (home / "models").mkdir(parents=True)
-    (home / "models" / "example.pth").write_bytes(b"x" * 2048)
+    meso = registry.get_spec("meso4-df").filename
+    (home / "models" / meso).write_bytes((shared / "models" / "mesonet" / meso).read_bytes())
     result = run_cli("info", "--json", env={"CHROMAFLOW_HOME": str(home), "CHROMAFLOW_SHARED": str(tmp_path)})
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
@@ -38,7 +41,11 @@ def test_info_json_reports_the_truth(tmp_path: Path) -> None:
     assert report["versions"]["cv2"] == cv2.__version__
     assert report["versions"]["vapoursynth"].startswith("R")
     assert report["model_cache"] == str(home / "models")
-    assert {"file": "example.pth", "bytes": 2048} in report["models_present"]
+    models = {m["name"]: m for m in report["models"]}
+    assert set(models) == set(registry.names())
+    assert models["meso4-df"]["present"] and models["meso4-df"]["path"] == str(home / "models" / meso)
+    assert not models["eccv16"]["present"]
+    assert models["base"]["present"] == registry.cached_path("base").is_file()
     assert report["shared_data"] == str(tmp_path)
     devices = [d["device"] for d in report["devices"]]
     assert devices[0] == "cpu" and len(devices) == 1 + torch.cuda.device_count()

@@ -12,11 +12,17 @@ TOP_FOLDERS = {"core": "chromaflow.core", "filters": "chromaflow.filters", "plug
 
 
 def _source_packages() -> set[str]:
+    """Import packages under the top folders: folders reached through an unbroken chain of ``__init__.py``.
+
+    Folders outside that chain (the Blender add-on, the OBS script) are shipped as files, not imported.
+    """
     found = {"chromaflow"}
     for folder, name in TOP_FOLDERS.items():
         for init in (REPO / folder).rglob("__init__.py"):
             rel = init.parent.relative_to(REPO / folder)
-            found.add(".".join([name, *rel.parts]) if rel.parts else name)
+            chain = [REPO / folder / Path(*rel.parts[:i]) for i in range(len(rel.parts))]
+            if all((d / "__init__.py").is_file() for d in chain):
+                found.add(".".join([name, *rel.parts]) if rel.parts else name)
     return found
 
 

@@ -7,9 +7,8 @@ import platform
 import sys
 from typing import Any
 
-from chromaflow.core import paths
-
 from chromaflow import __version__
+from chromaflow.core import paths
 
 
 def _version(module: str) -> str | None:
@@ -40,10 +39,21 @@ def _devices() -> list[dict[str, Any]]:
 
 
 def _models() -> list[dict[str, Any]]:
-    folder = paths.models_dir()
-    if not folder.is_dir():
-        return []
-    return [{"file": p.name, "bytes": p.stat().st_size} for p in sorted(folder.iterdir()) if p.is_file()]
+    from chromaflow.core import registry
+
+    report = []
+    for name in registry.names():
+        path = registry.cached_path(name)
+        present = path.is_file()
+        report.append(
+            {
+                "name": name,
+                "present": present,
+                "path": str(path) if present else None,
+                "bytes": path.stat().st_size if present else None,
+            }
+        )
+    return report
 
 
 def collect() -> dict[str, Any]:
@@ -59,7 +69,7 @@ def collect() -> dict[str, Any]:
         "torch_cuda_build": torch.version.cuda,
         "devices": _devices(),
         "model_cache": str(paths.models_dir()),
-        "models_present": _models(),
+        "models": _models(),
         "shared_data": str(paths.shared_dir()) if paths.shared_dir().is_dir() else None,
     }
 
@@ -78,11 +88,9 @@ def run(args: argparse.Namespace) -> int:
         extra = f", {dev['memory_gib']} GiB" if "memory_gib" in dev else ""
         print(f"  {dev['device']:<8} {dev['name']}{extra}")
     print(f"model cache: {report['model_cache']}")
-    if report["models_present"]:
-        for m in report["models_present"]:
-            print(f"  {m['file']} ({m['bytes'] / 2**20:.1f} MiB)")
-    else:
-        print("  (no models downloaded or imported)")
+    for m in report["models"]:
+        state = f"present ({m['bytes'] / 2**20:.1f} MiB)" if m["present"] else "absent"
+        print(f"  {m['name']:<20} {state}")
     print(f"shared data: {report['shared_data'] or 'not found (set CHROMAFLOW_SHARED)'}")
     return 0
 
