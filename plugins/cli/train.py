@@ -1,9 +1,111 @@
-"""`chromaflow train`: train colorization models."""
+"""`chromaflow train colorizer`: train or fine-tune a colorization model on a folder of images."""
 
 import argparse
+import json
+import logging
+import sys
+from pathlib import Path
 
-from chromaflow.plugins.cli.pending import register_pending
+from chromaflow.core.device import resolve_device, seed_everything
+from chromaflow.core.errors import OutputError, UsageError
+
+log = logging.getLogger(__name__)
 
 
 def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
-    register_pending(sub, "train", "train colorization models")
+    parser = sub.add_parser("train", help="train colorization models")
+    kinds = parser.add_subparsers(dest="kind", metavar="KIND")
+    kinds.required = True
+    p = kinds.add_parser("colorizer", help="train a colorizer from a folder tree of images")
+    p.add_argument(
+        "--data", type=Path, required=True, help="folder tree of colour images (any format OpenCV reads)"
+    )
+    p.add_argument("--out", type=Path, required=True, help="weights file to write (plain state_dict, fp16)")
+    p.add_argument("--arch", default="base", choices=("base", "siggraph17", "eccv16"))
+    p.add_argument("--size", type=int, default=128, help="training crop size in pixels (multiple of 16)")
+    p.add_argument("--steps", type=int, default=2000)
+    p.add_argument("--batch", type=int, default=12)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument(
+        "--gan", action="store_true", help="add a PatchGAN critic (generator first, then critic, both)"
+    )
+    p.add_argument("--hints", action="store_true", help="simulate user colour hints during training")
+    p.add_argument(
+        "--init", default=None, metavar="MODEL", help="start from a registered model, or a weights file of --arch (fine-tuning)"
+    )
+    p.add_argument(
+        "--resume", type=Path, default=None, metavar="CKPT", help="continue a run from its checkpoint"
+    )
+    p.add_argument(
+        "--checkpoint",
+        type=Path,
+        default=None,
+        help="checkpoint file written during the run (default: OUT with .ckpt)",
+    )
+    p.add_argument(
+        "--val", type=Path, default=None, help="validation folder (default: 5%% held out of --data)"
+    )
+    p.add_argument("--val-every", type=int, default=250)
+    p.add_argument("--device", default=None, help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--width", type=int, default=24, help="channel width of the base architecture")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="CPU threads for torch and OpenCV (0: their defaults; 1 is fastest on a busy machine)",
+    )
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from chromaflow.core import training
+
+    if args.size % 16 or args.size < 32:
+        raise UsageError(f"--size {args.size}: use a multiple of 16 of at least 32")
+    if args.steps < 1 or args.batch < 1 or args.lr <= 0:
+        raise UsageError("--steps and --batch must be positive and --lr greater than zero")
+    out: Path = args.out
+    if not out.parent.is_dir():
+        raise OutputError(f"folder {out.parent} does not exist; create it or choose another --out")
+    device = resolve_device(args.device)
+    if args.threads > 0:
+        import cv2
+        import torch
+
+        torch.set_num_threads(args.threads)
+        cv2.setNumThreads(args.threads)
+    seed_everything(args.seed)
+    ckpt_path: Path = args.checkpoint or out.with_suffix(".ckpt")
+    config = training.TrainConfig(
+        arch=args.arch,
+        width=args.width,
+        size=args.size,
+        steps=args.steps,
+        batch=args.batch,
+        lr=args.lr,
+        gan=args.gan,
+        hints=args.hints,
+        seed=args.seed,
+        val_every=args.val_every,
+    )
+    if args.resume is not None:
+        saved = training.load_checkpoint(args.resume)["config"]
+        saved["steps"] = args.steps  # a resumed run may be extended
+        config = training.TrainConfig(**saved)
+    trainer = training.prepare(
+        args.data, config, device, val=args.val, init=args.init if args.resume is None else None
+    )
+    if args.resume is not None:
+        trainer.load_checkpoint(args.resume)
+    print(
+        f"training {config.arch} on {device} for {config.steps} steps "
+        f"({len(trainer.train_bank.images)} images)",
+        file=sys.stderr,
+    )
+    trainer.run(checkpoint=ckpt_path, progress=not args.no_progress)
+    training.export_weights(trainer.net, out)
+    metrics = trainer.validate()
+    print(json.dumps({"out": str(out), "steps": trainer.step, "checkpoint": str(ckpt_path), **metrics}))
+    return 0

@@ -1,0 +1,204 @@
+"""Keyframe transfer on DAVIS-2016 dev: quality against ground truth and speed, against simple baselines.
+
+Protocol (issue 4): the gray input of frame t is the ground truth's L* with ab = 0, rendered as 8-bit sRGB gray;
+references are ground-truth frames. Settings: key frame 0 only; key frames 0 and last. Metrics on 8-bit RGB:
+PSNR over the non-key frames, SSIM (same frames), chroma warp error (mean squared ab difference between consecutive
+output frames after motion compensation with flow from the ground truth, non-occluded pixels; all frames) and CDC.
+Baselines: gray (ab = 0), keyframe mean colour, the plain DIS flow chain from the nearest keyframe (ab warped frame
+to frame, no occlusion handling, no refinement). Speed: frames/s of the transfer (ab at full size and the RGB join)
+at 854x480.
+
+    .venv/bin/python benchmarks/transfer.py [--frames N] [--sequences a,b] [--modes propagate,auto]
+
+Prints a table (stderr progress, stdout table) and writes benchmarks/results/transfer.json.
+"""
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from chromaflow.core.flow import compute_flow_scaled, occlusion_mask, warp
+from chromaflow.core.keyframes import KeyframeTransfer
+from chromaflow.core.labarrays import lab_planes_to_rgb, rgb_to_lab_planes
+from chromaflow.core.metrics import cdc, chroma_warp_error, psnr, ssim
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = Path(os.environ.get("CHROMAFLOW_SHARED", ROOT.parent / "shared")) / "data" / "davis-dev"
+OUT = ROOT / "benchmarks" / "results" / "transfer.json"
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def load_sequence(folder: Path, limit: int | None) -> list[np.ndarray]:
+    files = sorted(folder.glob("*.jpg"))[:limit]
+    return [cv2.imread(str(f), cv2.IMREAD_COLOR)[..., ::-1].copy() for f in files]
+
+
+def to_u8(rgb: np.ndarray) -> np.ndarray:
+    return np.round(np.clip(rgb, 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
+class Sequence:
+    """Ground truth of one sequence, the gray inputs and the ground-truth flows for the warp error."""
+
+    def __init__(self, name: str, frames: list[np.ndarray]) -> None:
+        self.name = name
+        self.gt = frames
+        lab = [rgb_to_lab_planes(f) for f in frames]
+        self.gt_ab = [ab for _, ab in lab]
+        # gray input: GT L* with ab = 0, as 8-bit sRGB gray (one plane; R = G = B)
+        self.gray = [to_u8(lab_planes_to_rgb(l, np.zeros_like(ab)))[..., 0] for l, ab in lab]
+        self.input_l = [rgb_to_lab_planes(g)[0] for g in self.gray]
+        self.flows, self.valid = [], []
+        for t in range(len(frames) - 1):
+            l0, l1 = lab[t][0], lab[t + 1][0]
+            f = compute_flow_scaled(l0, l1, max_side=854)  # maps t+1 -> t
+            b = compute_flow_scaled(l1, l0, max_side=854)
+            self.flows.append(f)
+            self.valid.append(~occlusion_mask(f, b))
+
+    def render(self, ab: np.ndarray, t: int) -> np.ndarray:
+        """8-bit RGB of frame t from the input L* and ab (H, W, 2)."""
+        return to_u8(lab_planes_to_rgb(self.input_l[t], ab))
+
+
+def evaluate(seq: Sequence, outputs: list[np.ndarray], keys: list[int]) -> dict[str, float]:
+    """Metrics of 8-bit RGB outputs against the ground truth."""
+    non_key = [t for t in range(len(outputs)) if t not in keys]
+    p = float(np.mean([psnr(outputs[t], seq.gt[t]) for t in non_key]))
+    s = float(np.mean([ssim(outputs[t], seq.gt[t], channel_axis=-1) for t in non_key[::4]]))
+    abs_ = [rgb_to_lab_planes(o)[1] for o in outputs]
+    we = [
+        chroma_warp_error(abs_[t], abs_[t + 1], seq.flows[t], seq.valid[t]) for t in range(len(outputs) - 1)
+    ]
+    return {"psnr": p, "ssim": s, "warp_error": float(np.nanmean(we)), "cdc": cdc(outputs)}
+
+
+def baseline_gray(seq: Sequence, keys: list[int]) -> list[np.ndarray]:
+    return [
+        seq.render(np.zeros_like(seq.gt_ab[t]), t) if t not in keys else seq.gt[t] for t in range(len(seq.gt))
+    ]
+
+
+def nearest(keys: list[int], t: int) -> int:
+    return min(keys, key=lambda k: (abs(k - t), k))
+
+
+def baseline_mean(seq: Sequence, keys: list[int]) -> list[np.ndarray]:
+    means = {k: seq.gt_ab[k].reshape(-1, 2).mean(axis=0) for k in keys}
+    out = []
+    for t in range(len(seq.gt)):
+        ab = np.broadcast_to(means[nearest(keys, t)], seq.gt_ab[t].shape).astype(np.float32)
+        out.append(seq.gt[t] if t in keys else seq.render(ab, t))
+    return out
+
+
+def baseline_flow_chain(seq: Sequence, keys: list[int], max_side: int = 480) -> list[np.ndarray]:
+    """ab warped frame to frame from the nearest keyframe (DIS on the input lumas), no occlusion handling."""
+    n = len(seq.gt)
+    ab: dict[int, np.ndarray] = {}
+    for k in keys:
+        ab[k] = seq.gt_ab[k]
+    for direction in (1, -1):
+        for k in keys:
+            cur = seq.gt_ab[k]
+            t = k + direction
+            while 0 <= t < n and t not in keys and nearest(keys, t) == k:
+                flow = compute_flow_scaled(seq.input_l[t - direction], seq.input_l[t], max_side=max_side)
+                cur = warp(cur, flow)
+                ab[t] = cur
+                t += direction
+    return [seq.gt[t] if t in keys else seq.render(ab[t], t) for t in range(n)]
+
+
+def run_mode(seq: Sequence, keys: list[int], mode: str) -> tuple[list[np.ndarray], float]:
+    refs = {k: seq.gt[k] for k in keys}
+    kt = KeyframeTransfer(refs, lambda t: seq.gray[t], len(seq.gt), mode=mode)
+    start = time.perf_counter()
+    rgbs = [kt.rgb(t) for t in range(len(seq.gt))]
+    elapsed = time.perf_counter() - start
+    out = [seq.gt[t] if t in keys else to_u8(rgbs[t]) for t in range(len(seq.gt))]
+    return out, len(seq.gt) / elapsed
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--frames", type=int, default=None, help="first N frames of each sequence (default all)")
+    ap.add_argument("--sequences", default=None, help="comma-separated subset")
+    ap.add_argument("--modes", default="propagate,auto", help="transfer modes to measure")
+    ap.add_argument(
+        "--threads", type=int, default=2, help="OpenCV/torch threads (the target machine has 2 cores)"
+    )
+    ap.add_argument("--out", type=Path, default=OUT)
+    args = ap.parse_args()
+    cv2.setNumThreads(args.threads)
+    torch.set_num_threads(args.threads)
+    names = (
+        args.sequences.split(",") if args.sequences else sorted(p.name for p in DATA.iterdir() if p.is_dir())
+    )
+    modes = [m for m in args.modes.split(",") if m]
+    methods = ["gray", "mean", "flow_chain", *modes]
+    results: dict[str, dict[str, dict[str, dict[str, float]]]] = {}
+    fps: dict[str, list[float]] = {m: [] for m in modes}
+    for name in names:
+        log(f"[{name}] loading")
+        seq = Sequence(name, load_sequence(DATA / name, args.frames))
+        n = len(seq.gt)
+        for setting, keys in (("key0", [0]), ("key0_last", [0, n - 1])):
+            row: dict[str, dict[str, float]] = {}
+            outs = {
+                "gray": baseline_gray(seq, keys),
+                "mean": baseline_mean(seq, keys),
+                "flow_chain": baseline_flow_chain(seq, keys),
+            }
+            for m in modes:
+                outs[m], f = run_mode(seq, keys, m)
+                fps[m].append(f)
+            for method, frames in outs.items():
+                row[method] = evaluate(seq, frames, keys)
+            row["ground_truth"] = evaluate(seq, seq.gt, keys)
+            results.setdefault(setting, {})[name] = row
+            log(f"[{name}] {setting}: " + ", ".join(f"{m} {row[m]['psnr']:.2f}" for m in methods))
+    summary: dict[str, dict[str, dict[str, float]]] = {}
+    for setting, per_seq in results.items():
+        summary[setting] = {}
+        for method in [*methods, "ground_truth"]:
+            summary[setting][method] = {
+                k: float(np.mean([per_seq[s][method][k] for s in per_seq]))
+                for k in ("psnr", "ssim", "warp_error", "cdc")
+            }
+    print(f"{'setting':10s} {'method':12s} {'PSNR':>7s} {'SSIM':>7s} {'warp err':>9s} {'CDC':>8s}")
+    for setting, rows in summary.items():
+        for method, v in rows.items():
+            print(
+                f"{setting:10s} {method:12s} {v['psnr']:7.2f} {v['ssim']:7.4f} {v['warp_error']:9.3f} {v['cdc']:8.5f}"
+            )
+    for m in modes:
+        print(f"frames/s ({m}, 854x480, {args.threads} threads): {np.mean(fps[m]):.2f}")
+    payload = {
+        "protocol": "issue 4: gray = GT L* with ab=0 as 8-bit sRGB; refs = GT frames; PSNR/SSIM over non-key frames",
+        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "threads": args.threads},
+        "frames_per_sequence": args.frames,
+        "summary": summary,
+        "per_sequence": results,
+        "fps": {m: float(np.mean(v)) for m, v in fps.items()},
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = args.out.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(payload, indent=2))
+    tmp.replace(args.out)
+    log(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,329 @@
+"""VideoColorizer: the per-sequence orchestration every host uses (VapourSynth, PyAV nodes, the CLI).
+
+One frame's colour comes from, in order of preference:
+
+1. keyframe transfer (:class:`~chromaflow.core.keyframes.KeyframeTransfer`) when references are given, with the
+   automatic colorizer (if any) as its low-confidence fallback;
+2. otherwise the automatic colorizer (:class:`~chromaflow.core.colorizer.Colorizer` or any object with
+   ``predict_ab``).
+
+ab is computed at a working resolution (longer side ``max_side``), optionally smoothed over time
+(:class:`~chromaflow.core.smoothing.TemporalSmoother`, radius ``smooth_radius``, reset at scene cuts) and brought to
+full size by a fast guided filter on the full-resolution L*; keyframes keep their reference colours exactly.
+
+Access patterns, one core (:meth:`VideoColorizer.ab`), so they give identical frames:
+
+- random access: ``VideoColorizer(num_frames, get_luma, ...)`` then ``ab(n)`` / ``rgb(n)`` / ``info(n)`` in any
+  order, from several threads;
+- streaming: :class:`VideoColorizerStream` ``push(luma)`` returns the frames that became ready, ``flush()`` the rest.
+  A frame is ready once every frame it depends on has arrived (:meth:`VideoColorizer.horizon`: the smoothing window
+  and, for propagation, the next keyframe within ``max_distance``), so the lookahead is bounded.
+
+Frames (``get_luma(n)`` / ``push``) are L* float ``(H, W)``, sRGB gray planes (uint8/uint16) or RGB frames.
+"""
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch
+from numpy.typing import NDArray
+
+from chromaflow.core.errors import InputError, UsageError
+from chromaflow.core.flow import working_size
+from chromaflow.core.hints import Hint
+from chromaflow.core.keyframes import KeyframeTransfer, _colorizer_ab
+from chromaflow.core.labarrays import lab_planes_to_rgb, resize_plane, to_lightness
+from chromaflow.core.propagate import PropagationParams, to_full_size
+from chromaflow.core.scenecut import DEFAULT_THRESHOLD, SceneCutDetector
+from chromaflow.core.smoothing import TemporalSmoother
+
+F32 = NDArray[np.float32]
+UNKNOWN_LENGTH = 1 << 62  # a stream's length before flush
+DEFAULT_SMOOTH_RADIUS = 2  # the hosts' default temporal smoothing radius (frames), one value for all
+
+
+class VideoColorizer:
+    """Colour for every frame of one sequence (see the module docstring)."""
+
+    def __init__(
+        self,
+        num_frames: int,
+        get_luma: Callable[[int], Any],
+        *,
+        colorizer: Any = None,
+        references: Mapping[int, Any] | None = None,
+        transfer: str = "auto",
+        smooth_radius: int = 0,
+        smooth_strength: float = 1.0,
+        scene_cut_threshold: float = DEFAULT_THRESHOLD,
+        detect_cuts: bool = True,
+        params: PropagationParams | None = None,
+        hints: Sequence[Hint] | Mapping[int, Sequence[Hint]] | None = None,
+        batch_size: int = 8,
+        **transfer_options: Any,
+    ) -> None:
+        if colorizer is None and not references:
+            raise UsageError(
+                "nothing to colour with: give a model (colorizer) or reference keyframes (--ref N=IMAGE)"
+            )
+        if batch_size < 1:
+            raise UsageError(f"batch size must be at least 1, got {batch_size}")
+        if hints and references:
+            raise UsageError("colour hints steer the model alone; with reference keyframes, leave hints out")
+        if hints and not hasattr(colorizer, "predict_ab"):
+            raise UsageError("colour hints need a colour model (a Colorizer); give one, or leave hints out")
+        self.hints = hints or ()
+        self.batch_size = batch_size
+        if num_frames < 1:
+            raise InputError(f"the sequence has {num_frames} frames; it needs at least one")
+        self.num_frames = num_frames
+        self.get_luma = get_luma
+        self.colorizer = colorizer
+        self.params = params or PropagationParams()
+        self.transfer = (
+            KeyframeTransfer(
+                references,
+                get_luma,
+                num_frames,
+                transfer,
+                scene_cut_threshold=scene_cut_threshold,
+                detect_cuts=detect_cuts,
+                colorizer=colorizer,
+                params=self.params,
+                **transfer_options,
+            )
+            if references
+            else None
+        )
+        self.smoother = (
+            TemporalSmoother(
+                smooth_radius,
+                smooth_strength,
+                scene_cut=SceneCutDetector(scene_cut_threshold),
+                detect_cuts=detect_cuts,
+                flow_max_side=self.params.max_side,
+            )
+            if smooth_radius > 0
+            else None
+        )
+        self.cuts = SceneCutDetector(scene_cut_threshold) if detect_cuts else None
+        self._lock = threading.Lock()
+        self._work: tuple[int, int] | None = None
+        # the colorizer runs on blocks of batch_size frames (block b = frames b*B .. b*B+B-1); results kept per block
+        r = self.smoother.radius if self.smoother is not None else 0
+        self._block_capacity = max(4, 2 * (-(-(2 * r + 1) // batch_size) + 1))
+        self._blocks: OrderedDict[int, dict[int, tuple[F32, F32]]] = OrderedDict()
+        self._block_locks: dict[int, threading.Lock] = {}
+
+    # ------------------------------------------------------------------ helpers
+
+    def _l_full(self, n: int) -> F32:
+        if not 0 <= n < self.num_frames:
+            raise InputError(f"frame {n} is outside the sequence (0..{self.num_frames - 1})")
+        l_full = to_lightness(self.get_luma(n))
+        with self._lock:
+            if self._work is None:
+                self._work = working_size((int(l_full.shape[0]), int(l_full.shape[1])), self.params.max_side)
+        return l_full
+
+    def _is_key(self, n: int) -> bool:
+        return (
+            self.transfer is not None
+            and self.transfer.mode in ("propagate", "auto")
+            and n in self.transfer.keys
+        )
+
+    def _ab_work(self, n: int) -> tuple[F32, F32]:
+        """``(L* work (h, w), ab work (2, h, w))`` of frame ``n`` before smoothing."""
+        if self.transfer is not None:
+            l_work = self.transfer.work_luma(n)
+            return l_work, self.transfer.ab_work(n)
+        return self._block(n // self.batch_size)[n]
+
+    def _loader(self, k: int) -> tuple[F32, F32] | None:
+        if k < 0 or k >= self.num_frames:
+            return None
+        return self._ab_work(k)
+
+    # ------------------------------------------------------------------ batched colorizer
+
+    def _hints_of(self, n: int) -> tuple[Hint, ...]:
+        if isinstance(self.hints, Mapping):
+            return tuple(self.hints.get(n, ()))
+        return tuple(self.hints)
+
+    def _block(self, b: int) -> dict[int, tuple[F32, F32]]:
+        """``{frame: (L* work, ab work (2, h, w))}`` of colorizer block ``b``, the model run once per hint set.
+
+        Blocks are fixed (frames ``b * batch_size ..``), so a frame's batch, and its result, is the same in any
+        access order; one lock per block keeps threads from computing a block twice.
+        """
+        with self._lock:
+            cached = self._blocks.get(b)
+            if cached is not None:
+                self._blocks.move_to_end(b)
+                return cached
+            lock = self._block_locks.setdefault(b, threading.Lock())
+        with lock:
+            with self._lock:
+                cached = self._blocks.get(b)
+            if cached is not None:
+                return cached
+            first = b * self.batch_size
+            frames = range(first, min(first + self.batch_size, self.num_frames))
+            l_full = {k: self._l_full(k) for k in frames}
+            assert self._work is not None
+            l_work = {k: resize_plane(l_full[k], self._work) for k in frames}
+            size = (int(l_full[first].shape[0]), int(l_full[first].shape[1]))
+            groups: dict[tuple[Hint, ...], list[int]] = {}
+            for k in frames:
+                groups.setdefault(self._hints_of(k), []).append(k)
+            block: dict[int, tuple[F32, F32]] = {}
+            for hints, ks in groups.items():
+                abs_ = self._predict(np.stack([l_work[k] for k in ks]), hints, size)
+                block.update({k: (l_work[k], ab) for k, ab in zip(ks, abs_, strict=True)})
+            with self._lock:
+                self._blocks[b] = block
+                while len(self._blocks) > self._block_capacity:
+                    self._blocks.popitem(last=False)
+                self._block_locks.pop(b, None)
+            return block
+
+    def _predict(self, l_work: F32, hints: tuple[Hint, ...], size: tuple[int, int]) -> list[F32]:
+        """ab ``(2, h, w)`` per plane of ``l_work`` ``(K, h, w)``: one model call (hints in full-frame pixels)."""
+        if not hasattr(self.colorizer, "predict_ab"):
+            return [np.ascontiguousarray(_colorizer_ab(self.colorizer, l).transpose(2, 0, 1)) for l in l_work]
+        extra: dict[str, Any] = {"hints": list(hints), "hint_size": size} if hints else {}
+        with torch.inference_mode():
+            out = self.colorizer.predict_ab(torch.from_numpy(np.ascontiguousarray(l_work))[:, None], **extra)
+        arr = out.float().cpu().numpy()
+        return [np.ascontiguousarray(a, dtype=np.float32) for a in arr]
+
+    # ------------------------------------------------------------------ the core
+
+    def ab(self, n: int, l_full: F32 | None = None) -> F32:
+        """ab ``(2, H, W)`` float32 of frame ``n`` at full size."""
+        l_full = self._l_full(n) if l_full is None else l_full
+        if self.transfer is not None and (self.smoother is None or self._is_key(n)):
+            return self.transfer.ab(n, l_full)
+        l_work, ab_w = self._ab_work(n)
+        if self.smoother is not None:
+            smoothed = self.smoother.smooth_at(n, self._loader)
+            ab_w = smoothed.cpu().numpy() if isinstance(smoothed, torch.Tensor) else np.asarray(smoothed)
+        full = to_full_size(l_work, np.ascontiguousarray(ab_w.transpose(1, 2, 0)), l_full, self.params)
+        return np.ascontiguousarray(full.transpose(2, 0, 1))
+
+    def rgb(self, n: int) -> F32:
+        """sRGB ``(H, W, 3)`` float32 in [0, 1] of frame ``n`` (its own L* joined with the computed ab)."""
+        l_full = self._l_full(n)
+        return lab_planes_to_rgb(l_full, self.ab(n, l_full).transpose(1, 2, 0))
+
+    def info(self, n: int) -> dict[str, Any]:
+        """Per-frame facts: keyframe distance, transfer confidence, scene-cut flag (for frame properties)."""
+        if self.transfer is not None:
+            return self.transfer.info(n).as_dict()
+        cut = False
+        if self.cuts is not None and n > 0:
+            cut = self.cuts.is_cut(to_lightness(self.get_luma(n - 1)), to_lightness(self.get_luma(n)))
+        return {"keyframe_distance": -1, "confidence": 0.0, "scene_cut": cut, "is_keyframe": False}
+
+    def horizon(self, n: int) -> int:
+        """The last frame index that frame ``n``'s result depends on (bounded lookahead for streaming)."""
+        r = self.smoother.radius if self.smoother is not None else 0
+        last = n + r
+        if self.transfer is None:  # the colorizer's block of the last frame in the window
+            last = (last // self.batch_size + 1) * self.batch_size - 1
+        if self.transfer is not None and self.transfer.mode in ("propagate", "auto"):
+            for m in range(max(0, n - r), n + r + 1):
+                k = self.transfer.next_key(m)
+                if k is not None and k - m <= self.params.max_distance:
+                    last = max(last, k)
+        return min(last, self.num_frames - 1)
+
+    @property
+    def lookahead(self) -> int:
+        """An upper bound of ``horizon(n) - n``: how many later frames a stream holds before frame ``n`` is ready."""
+        r = self.smoother.radius if self.smoother is not None else 0
+        if self.transfer is None:
+            return r + self.batch_size - 1
+        if self.transfer.mode in ("propagate", "auto"):
+            return r + self.params.max_distance
+        return r
+
+
+class Ready(NamedTuple):
+    """One finished frame of a stream."""
+
+    frame_index: int
+    ab: F32  # (2, H, W)
+    info: dict[str, Any]
+
+
+class VideoColorizerStream:
+    """Push/pull adaptor over :class:`VideoColorizer` (PyAV-node shape): same results as random access.
+
+    ``push(frame)`` stores the frame and returns every frame that became ready; ``flush()`` ends the stream and
+    returns the rest. Options are those of :class:`VideoColorizer`.
+    """
+
+    def __init__(self, **options: Any) -> None:
+        self._frames: dict[int, Any] = {}
+        self._pushed = 0
+        self._next = 0
+        self.core = VideoColorizer(UNKNOWN_LENGTH, self._get, **options)
+
+    @property
+    def lookahead(self) -> int:
+        """At most this many frames are pushed after frame ``n`` before ``n`` comes out (see ``horizon``)."""
+        return self.core.lookahead
+
+    def _get(self, n: int) -> Any:
+        if n not in self._frames:
+            raise InputError(f"frame {n} is no longer (or not yet) held by the stream")
+        return self._frames[n]
+
+    def push(self, frame: Any) -> list[Ready]:
+        """Add the next frame; returns the frames now ready, in order."""
+        self._frames[self._pushed] = frame
+        self._pushed += 1
+        return self._emit()
+
+    def flush(self) -> list[Ready]:
+        """No more frames: returns every frame still pending."""
+        if self._pushed == 0:
+            return []
+        self.core.num_frames = self._pushed
+        if self.core.transfer is not None:
+            late = [k for k in self.core.transfer.keys if k >= self._pushed]
+            if late:
+                raise InputError(
+                    f"reference frames {late} are past the end of the stream ({self._pushed} frames)"
+                )
+            self.core.transfer.num_frames = self._pushed
+        return self._emit()
+
+    def _emit(self) -> list[Ready]:
+        out: list[Ready] = []
+        while self._next < self._pushed and self.core.horizon(self._next) < self._pushed:
+            n = self._next
+            out.append(Ready(n, self.core.ab(n), self.core.info(n)))
+            self._next += 1
+            self._release(n)
+        return out
+
+    def _release(self, n: int) -> None:
+        r = self.core.smoother.radius if self.core.smoother is not None else 0
+        cache_every = self.core.transfer.cache_every if self.core.transfer is not None else 0
+        keep_from = n - r - 2 * cache_every - 2
+        if self.core.transfer is None:  # the colorizer block of the window's first frame
+            keep_from = min(keep_from, (max(0, n - r) // self.core.batch_size) * self.core.batch_size)
+        for k in [k for k in self._frames if k < keep_from and not self._is_key(k)]:
+            del self._frames[k]
+        if self.core.transfer is not None:
+            self.core.transfer.release_before(keep_from)
+
+    def _is_key(self, k: int) -> bool:
+        return self.core.transfer is not None and k in self.core.transfer.keys

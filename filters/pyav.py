@@ -1,0 +1,46 @@
+"""PyAV host: push/pull frame nodes that chain with ``av.filter.Graph``, and :func:`transcode`.
+
+Nodes (``push(frame | None)``, ``pull() -> list[av.VideoFrame]``, ``flush()``):
+
+- :class:`ColorizeNode` colorizes with the core video engine (model batches, keyframe references, temporal
+  smoothing: the options of VapourSynth's ``colorize``); Y'CbCr frames keep their luma plane bit for bit (gray
+  becomes 4:2:0 or 4:4:4). ``ColorizeNode(model=None, references={0: "key.png"})`` is the keyframe-transfer node.
+- :class:`DeepfakeNode` scores faces (per-frame results, a video summary) and can draw the overlay.
+- :class:`FilterNode` runs a chain of FFmpeg filters (``"scale=320:-2,format=yuv420p"``); :class:`GraphNode` wraps a
+  configured ``av.filter.Graph``; :class:`NodeChain` runs several nodes in a row.
+
+Example::
+
+    from chromaflow.filters.pyav import ColorizeNode, FilterNode, transcode
+
+    transcode("in.mp4", "out.mp4", [FilterNode("scale=640:-2"), ColorizeNode(model="base"),
+                                    FilterNode("drawbox=x=10:y=10:w=100:h=20:color=black@0.5:t=fill")])
+"""
+
+from chromaflow.filters.pyav_colorize import ColorizeNode, output_format
+from chromaflow.filters.pyav_deepfake import DeepfakeNode, ScoredFrame
+from chromaflow.filters.pyav_encode import DEFAULTS_BY_SUFFIX, EncodeOptions
+from chromaflow.filters.pyav_nodes import BatchNode, FilterNode, FrameNode, GraphNode, NodeChain
+from chromaflow.filters.pyav_targets import STDIO, is_sequence_pattern, open_input
+from chromaflow.filters.pyav_transcode import TranscodeReport, estimate_frames, run_nodes, transcode
+
+__all__ = [
+    "DEFAULTS_BY_SUFFIX",
+    "STDIO",
+    "BatchNode",
+    "ColorizeNode",
+    "DeepfakeNode",
+    "EncodeOptions",
+    "FilterNode",
+    "FrameNode",
+    "GraphNode",
+    "NodeChain",
+    "ScoredFrame",
+    "TranscodeReport",
+    "estimate_frames",
+    "is_sequence_pattern",
+    "open_input",
+    "output_format",
+    "run_nodes",
+    "transcode",
+]

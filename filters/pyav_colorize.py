@@ -1,0 +1,178 @@
+"""ColorizeNode: colorize PyAV video frames, keeping each Y'CbCr frame's luma plane bit for bit.
+
+The node is a thin host over the core's per-sequence engine, :class:`~chromaflow.core.video.VideoColorizerStream`
+(the same orchestration VapourSynth's ``colorize`` runs through random access): each frame's Y' plane becomes L*
+(:func:`~chromaflow.core.colorizer.ycbcr_lightness`), the stream returns the frames whose colour is ready (model
+batches, keyframe transfer, temporal smoothing), and :func:`~chromaflow.core.colorizer.ycbcr_chroma` turns L* + ab
+into the frame's chroma code values.
+
+``ColorizeNode(model=None, references=...)`` is the keyframe-transfer node: colours of reference keyframes carried
+through the shot without a colour model (there is no separate TransferNode; it would add nothing).
+
+Input formats: planar Y'CbCr (4:2:0, 4:2:2, 4:4:4, 4:4:0, 4:1:1, 8-16 bit, with or without alpha) keep their format;
+gray (8-16 bit) becomes planar Y'CbCr of the same depth (4:2:0 by default, ``gray_to="444"`` for 4:4:4) with the
+gray plane as its luma; other formats (NV12, P010, RGB, ...) are unpacked to planar Y'CbCr first (NV12/P010-style
+formats keep their luma samples; RGB has none to keep).
+"""
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import av
+import numpy as np
+import torch
+from torch import nn
+
+from chromaflow.core.colorizer import Colorizer, ycbcr_chroma, ycbcr_lightness
+from chromaflow.core.colour import YCbCrFormat
+from chromaflow.core.errors import InputError, UsageError
+from chromaflow.core.hints import Hint
+from chromaflow.core.video import Ready, VideoColorizerStream
+from chromaflow.filters.pyav_frames import (
+    PlaneLayout,
+    copy_props,
+    layout_of,
+    matrix_of,
+    planar_yuv_name,
+    plane_view,
+    siting_of,
+    to_planar,
+    ycbcr_format_of,
+)
+from chromaflow.filters.pyav_nodes import FrameNode
+
+DEFAULT_SMOOTH_RADIUS = 2
+_MATRIX_CODE = {"709": 1, "601": 5, "2020": 9}
+
+
+class ColorizeNode(FrameNode):
+    """Colorize frames with the core video engine; a frame comes out after at most :attr:`delay` more pushes.
+
+    ``colorizer``: a ready :class:`Colorizer`; otherwise one is built from ``model`` (a registry name, a ``.pt``
+    file or an ``nn.Module`` colour net), ``device``, ``precision`` and ``size``; ``model=None`` means no colour
+    model (keyframe transfer alone, which needs ``references``). ``references``: ``{frame index: RGB image or image
+    path}``, carried through the shot by ``transfer`` (``auto``, ``propagate``, ``knn``, ``reinhard``,
+    ``histogram``), the model filling in where propagation is unsure. ``hints``: colour points in frame pixels
+    (model only). ``smooth``: temporal smoothing radius in frames (0 = off). ``batch_size``: frames per model
+    batch. ``on_info(frame_index, info)`` receives each output frame's facts (keyframe distance, transfer
+    confidence, scene cut, keyframe flag; what VapourSynth writes as frame properties). Further keyword options (``scene_cut_threshold``, ``detect_cuts``, ``params``, ...) go to
+    :class:`~chromaflow.core.video.VideoColorizer`.
+    """
+
+    def __init__(
+        self,
+        colorizer: Colorizer | None = None,
+        *,
+        model: str | Path | nn.Module | None = "base",
+        references: Mapping[int, Any] | None = None,
+        transfer: str = "auto",
+        hints: Sequence[Hint] | Mapping[int, Sequence[Hint]] | None = None,
+        smooth: int = DEFAULT_SMOOTH_RADIUS,
+        smooth_strength: float = 1.0,
+        batch_size: int = 8,
+        device: str | None = None,
+        precision: str | None = None,
+        size: int = 256,
+        gray_to: str = "420",
+        on_info: Callable[[int, dict[str, Any]], None] | None = None,
+        **options: Any,
+    ) -> None:
+        super().__init__()
+        if gray_to not in ("420", "422", "444"):
+            raise UsageError(f"gray_to must be 420, 422 or 444, got {gray_to!r}")
+        if not isinstance(smooth, int) or smooth < 0:
+            raise UsageError(f"smoothing radius must be an integer >= 0, got {smooth!r}")
+        if colorizer is None and model is not None:
+            colorizer = Colorizer(model, device=device, precision=precision, size=size)
+        self.colorizer = colorizer
+        self.stream = VideoColorizerStream(
+            colorizer=colorizer,
+            references=references,
+            transfer=transfer,
+            hints=hints,
+            smooth_radius=smooth,
+            smooth_strength=smooth_strength,
+            batch_size=batch_size,
+            **options,
+        )
+        self.gray_to = gray_to
+        self._held: dict[int, tuple[av.VideoFrame, PlaneLayout, np.ndarray]] = {}
+        self._first: tuple[int, int, str] | None = None
+        self._fmt = YCbCrFormat()
+        self._factors = (1, 1)
+        self._count = 0
+        self.on_info = on_info
+
+    @property
+    def delay(self) -> int:
+        return self.stream.lookahead
+
+    def _accept(self, frame: av.VideoFrame) -> Iterable[av.VideoFrame]:
+        planar, layout = to_planar(frame)
+        shape = (planar.width, planar.height, layout.name)
+        if self._first is None:
+            self._first = shape
+            self._fmt = ycbcr_format_of(planar, layout)
+            self._factors = layout.factors if layout.kind == "yuv" else _factors(self.gray_to)
+        elif shape != self._first:
+            w, h, name = self._first
+            raise InputError(
+                f"video frame {self._count} is {planar.width}x{planar.height} {layout.name}, but the stream started "
+                f"with {w}x{h} {name}; add a scale/format filter first"
+            )
+        l_star = ycbcr_lightness(plane_view(planar, 0), self._fmt).numpy()
+        self._held[self._count] = (planar, layout, l_star)
+        self._count += 1
+        return self._build(self.stream.push(l_star))
+
+    def _finish(self) -> Iterable[av.VideoFrame]:
+        return self._build(self.stream.flush()) if self._count else []
+
+    def _build(self, ready: list[Ready]) -> list[av.VideoFrame]:
+        if not ready:
+            return []
+        held = [self._held.pop(item.frame_index) for item in ready]
+        l_star = torch.from_numpy(np.stack([h[2] for h in held]))[:, None]
+        ab = torch.from_numpy(np.stack([item.ab for item in ready]))
+        codes = ycbcr_chroma(l_star, ab, self._fmt, self._factors, siting_of(held[0][0])).numpy()
+        dtype = np.uint8 if (self._fmt.bits or 16) <= 8 else np.uint16
+        out = []
+        for item, (src, layout, _), planes in zip(ready, held, codes.astype(dtype), strict=True):
+            if self.on_info is not None:
+                self.on_info(item.frame_index, item.info)
+            out.append(self._frame(src, layout, planes))
+        return out
+
+    def _frame(self, src: av.VideoFrame, layout: PlaneLayout, chroma: np.ndarray) -> av.VideoFrame:
+        if layout.kind == "gray":
+            out = av.VideoFrame(src.width, src.height, planar_yuv_name(layout.bits, self.gray_to))
+            copy_props(src, out)
+            out.colorspace = _MATRIX_CODE[matrix_of(src)]
+            out.color_range = 2 if self._fmt.full_range else 1
+            planes_from = [0]
+        else:
+            out = av.VideoFrame(src.width, src.height, src.format.name)
+            copy_props(src, out)
+            planes_from = [0] + ([3] if len(src.planes) > 3 else [])
+        for index in planes_from:
+            plane_view(out, index)[:] = plane_view(src, index)
+        plane_view(out, 1)[:] = chroma[0]
+        plane_view(out, 2)[:] = chroma[1]
+        return out
+
+
+def _factors(chroma: str) -> tuple[int, int]:
+    return {"420": (2, 2), "422": (1, 2), "444": (1, 1)}[chroma]
+
+
+def output_format(input_format: str, gray_to: str = "420") -> str:
+    """The pixel format a :class:`ColorizeNode` produces for ``input_format``."""
+    layout = layout_of(input_format)
+    if layout.kind == "gray":
+        return planar_yuv_name(layout.bits, gray_to)
+    if layout.kind == "yuv":
+        return layout.name
+    from chromaflow.filters.pyav_frames import unpacked_format
+
+    return unpacked_format(layout)

@@ -1,0 +1,171 @@
+"""DeepfakeNode: score faces in PyAV video frames, optionally drawing the overlay into them.
+
+Frames are scored in batches (all faces of a batch go through the classifier together). With ``every=N`` only every
+N-th frame is scored and the frames between show the last result. The overlay is drawn in RGB and written back only
+where it changed pixels, so the rest of each Y'CbCr frame (luma and chroma) is untouched bit for bit.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import av
+import numpy as np
+
+from chromaflow.core.deepfake import DeepfakeScorer, FrameResult, VideoSummary
+from chromaflow.core.errors import UsageError
+from chromaflow.core.overlay import OverlayStyle, draw_overlay
+from chromaflow.filters.pyav_frames import (
+    PlaneLayout,
+    copy_props,
+    is_full_range,
+    matrix_of,
+    planar_yuv_name,
+    plane_view,
+    rgb24_of,
+    to_planar,
+)
+from chromaflow.filters.pyav_nodes import BatchNode
+
+_MATRIX_CODE = {"709": 1, "601": 5, "2020": 9}
+
+
+@dataclass(frozen=True)
+class ScoredFrame:
+    """One scored frame: its number in the stream, its time in seconds and the scorer's result."""
+
+    frame: int
+    time: float | None
+    result: FrameResult
+
+    def to_json(self) -> dict[str, object]:
+        return self.result.to_json(frame=self.frame, time=self.time)
+
+
+class DeepfakeNode(BatchNode):
+    """Score faces; ``results`` collects a :class:`ScoredFrame` per scored frame, :meth:`summary` the video.
+
+    ``on_result(scored)`` is called as soon as each frame's scores exist (e.g. to stream a JSONL sidecar).
+    """
+
+    def __init__(
+        self,
+        scorer: DeepfakeScorer | None = None,
+        *,
+        detector: str = "haar",
+        classifier: str = "meso4-df",
+        device: str | None = None,
+        overlay: bool = True,
+        style: OverlayStyle | None = None,
+        every: int = 1,
+        batch_size: int = 8,
+        on_result: Callable[[ScoredFrame], None] | None = None,
+    ) -> None:
+        super().__init__(batch_size)
+        if every < 1:
+            raise UsageError(f"--every must be at least 1, got {every}")
+        self.scorer = scorer or DeepfakeScorer(detector=detector, classifier=classifier, device=device)
+        self.overlay = overlay
+        self.style = style or OverlayStyle()
+        self.every = every
+        self.on_result = on_result
+        self.results: list[ScoredFrame] = []
+        self._count = 0
+        self._last: FrameResult | None = None
+
+    def summary(self) -> VideoSummary:
+        """The per-video aggregate of everything scored so far."""
+        return self.scorer.finish()
+
+    def process_batch(self, frames: list[av.VideoFrame]) -> list[av.VideoFrame]:
+        numbers = list(range(self._count, self._count + len(frames)))
+        self._count += len(frames)
+        wanted = [k for k, n in enumerate(numbers) if n % self.every == 0]
+        rgbs: dict[int, np.ndarray] = {k: rgb24_of(frames[k]) for k in wanted}
+        scored = self.scorer.score_frames([rgbs[k] for k in wanted]) if wanted else []
+        by_position = dict(zip(wanted, scored, strict=True))
+        out = []
+        for k, frame in enumerate(frames):
+            if self.overlay:
+                frame = overlay_base(frame)
+            result = by_position.get(k)
+            if result is not None:
+                item = ScoredFrame(numbers[k], float(frame.time) if frame.time is not None else None, result)
+                self.results.append(item)
+                if self.on_result is not None:
+                    self.on_result(item)
+                self._last = result
+            if self.overlay and self._last is not None and self._last.faces:
+                rgb = rgbs.get(k)
+                out.append(self._draw(frame, rgb if rgb is not None else rgb24_of(frame), self._last))
+            else:
+                out.append(frame)
+        return out
+
+    def _draw(self, frame: av.VideoFrame, rgb: np.ndarray, result: FrameResult) -> av.VideoFrame:
+        drawn = draw_overlay(rgb, result.faces, self.style, frame_score=result.score)
+        changed = np.any(drawn != rgb, axis=2)
+        if not changed.any():
+            return frame
+        return merge_edit(frame, drawn, changed)
+
+
+def overlay_base(frame: av.VideoFrame) -> av.VideoFrame:
+    """The frame in the format overlays are drawn into: planar Y'CbCr (gray gets neutral 4:2:0 chroma)."""
+    planar, layout = to_planar(frame)
+    if layout.kind != "gray":
+        return planar
+    out = av.VideoFrame(frame.width, frame.height, planar_yuv_name(layout.bits, "420"))
+    copy_props(planar, out)
+    out.colorspace = _MATRIX_CODE[matrix_of(planar)]
+    out.color_range = 2 if is_full_range(planar, layout) else 1
+    plane_view(out, 0)[:] = plane_view(planar, 0)
+    for index in (1, 2):
+        plane_view(out, index)[:] = 1 << (layout.bits - 1)
+    return out
+
+
+def merge_edit(frame: av.VideoFrame, drawn: np.ndarray, changed: np.ndarray) -> av.VideoFrame:
+    """A copy of ``frame`` where the pixels marked in ``changed`` come from the RGB image ``drawn``.
+
+    Chroma samples are replaced where any luma pixel they cover changed. Gray frames become planar Y'CbCr 4:2:0.
+    """
+    planar, layout = to_planar(frame)
+    full = is_full_range(planar, layout)
+    target = planar_yuv_name(layout.bits, "420") if layout.kind == "gray" else layout.name
+    space = _MATRIX_CODE[matrix_of(planar)]
+    edited = av.VideoFrame.from_ndarray(drawn, format="rgb24").reformat(
+        format=target, dst_colorspace=space, dst_color_range=2 if full else 1
+    )
+    out = av.VideoFrame(frame.width, frame.height, target)
+    copy_props(planar, out)
+    if layout.kind == "gray":
+        out.colorspace = space
+        out.color_range = 2 if full else 1
+    _merge_plane(out, planar, edited, 0, changed)
+    sub = _chroma_mask(changed, layout if layout.kind == "yuv" else None)
+    for index in (1, 2):
+        if layout.kind == "gray":
+            plane_view(out, index)[:] = plane_view(edited, index)
+        else:
+            _merge_plane(out, planar, edited, index, sub)
+    if len(out.planes) > 3:
+        plane_view(out, 3)[:] = plane_view(planar, 3)
+    return out
+
+
+def _merge_plane(
+    out: av.VideoFrame, original: av.VideoFrame, edited: av.VideoFrame, index: int, mask: np.ndarray
+) -> None:
+    plane_view(out, index)[:] = np.where(mask, plane_view(edited, index), plane_view(original, index))
+
+
+def _chroma_mask(mask: np.ndarray, layout: PlaneLayout | None) -> np.ndarray:
+    """Reduce a full-resolution mask to the chroma grid: a chroma sample is edited if any pixel it covers is."""
+    if layout is None:
+        return mask
+    fy, fx = layout.factors
+    h, w = mask.shape
+    ch, cw = -(-h // fy), -(-w // fx)
+    padded = np.zeros((ch * fy, cw * fx), dtype=bool)
+    padded[:h, :w] = mask
+    return padded.reshape(ch, fy, cw, fx).any(axis=(1, 3))

@@ -1,0 +1,674 @@
+"""VapourSynth functions: clip in, clip out.
+
+    import vapoursynth as vs
+    from chromaflow.filters import vapoursynth as cf
+
+    clip = cf.colorize(clip)                          # GRAY/YUV/RGB in; YUV keeps its luma plane bit for bit
+    clip = cf.deepfake(clip)                          # scores faces; ChromaflowDeepfakeScore etc. per frame
+
+Every function checks its clip when called and raises ``vs.Error("chromaflow.<function>: ...")`` saying what to do;
+errors while rendering a frame name the function and the frame. Engines are built when the function is called (so
+absent weights are reported at once) and shared by VapourSynth's worker threads through a pool of ``num_streams``
+copies (:mod:`chromaflow.filters.vs_streams`). Colour-description properties are read and written as
+:mod:`chromaflow.filters.vs_colour` documents; per-frame results go into properties prefixed ``Chromaflow``.
+"""
+
+import copy
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import vapoursynth as vs
+from torch import Tensor, nn
+
+from chromaflow.core.colorizer import Colorizer, join_in_gamut, ycbcr_chroma, ycbcr_lightness
+from chromaflow.core.colour import (
+    YCbCrFormat,
+    downsample_chroma,
+    lightness,
+    rgb_to_ycbcr,
+    upsample_chroma,
+    ycbcr_to_rgb,
+)
+from chromaflow.core.deepfake import DeepfakeScorer, FrameResult
+from chromaflow.core.errors import ChromaflowError
+from chromaflow.core.hints import Hint, parse_hint
+from chromaflow.core.keyframes import MODES
+from chromaflow.core.labarrays import as_rgb_float, load_rgb
+from chromaflow.core.overlay import OverlayStyle, draw_overlay
+from chromaflow.core.video import DEFAULT_SMOOTH_RADIUS, VideoColorizer
+from chromaflow.filters.vs_colour import ClipLayout, ColourDescription, check_clip, describe
+from chromaflow.filters.vs_streams import StreamPool
+
+__all__ = ["PROP_PREFIX", "colorize", "deepfake", "transfer"]
+
+PROP_PREFIX = "Chromaflow"
+core = vs.core
+
+
+# ------------------------------------------------------------------------------------------------ errors
+
+
+@contextmanager
+def _reported(func: str, n: int | None = None) -> Iterator[None]:
+    """Turn the engine's errors into ``vs.Error`` naming the function (and the frame, while rendering)."""
+    try:
+        yield
+    except vs.Error:
+        raise
+    except ChromaflowError as err:
+        where = f"chromaflow.{func}" + (f" (frame {n})" if n is not None else "")
+        raise vs.Error(f"{where}: {err}") from err
+
+
+# ------------------------------------------------------------------------------------------------ planes
+
+
+def _plane(frame: vs.VideoFrame, p: int) -> np.ndarray:
+    return np.asarray(frame[p])
+
+
+def _store(frame: vs.VideoFrame, p: int, codes: Tensor, layout_bits: int, is_float: bool) -> None:
+    """Write code values (float tensor) into plane ``p`` of a writable frame: rounded and clamped for integers."""
+    out = _plane(frame, p)
+    if is_float:
+        out[...] = codes.to(torch.float32).cpu().numpy()
+    else:
+        peak = (1 << layout_bits) - 1
+        out[...] = codes.round().clamp_(0, peak).to(torch.int32).cpu().numpy()
+
+
+def _luma_unit(y: np.ndarray, fmt: YCbCrFormat, device: torch.device) -> Tensor:
+    """Y' code values as E'Y (float32, nominally [0, 1]) on ``device``."""
+    ys, yo, _, _ = fmt.scale_offset()
+    t = torch.from_numpy(y.astype(np.float32)).to(device)  # astype copies: the frame's memory is read-only
+    return (t - yo) / ys if (ys, yo) != (1.0, 0.0) else t
+
+
+def _rgb_unit(frame: vs.VideoFrame, layout: ClipLayout, device: torch.device) -> Tensor:
+    """R'G'B' planes of a frame as a float32 (3, H, W) tensor in [0, 1] on ``device``."""
+    planes = np.stack([_plane(frame, p) for p in range(3)])
+    t = torch.from_numpy(planes).to(device=device, dtype=torch.float32)
+    return t if layout.is_float else t / layout.peak
+
+
+def frame_rgb(frame: vs.VideoFrame, layout: ClipLayout, desc: ColourDescription) -> Tensor:
+    """Any GRAY/YUV/RGB frame as sRGB-encoded R'G'B' (3, H, W) float32 in [0, 1] on the CPU.
+
+    Y'CbCr is decoded with the frame's own matrix, range and chroma siting; gray becomes R' = G' = B' = E'Y.
+    """
+    cpu = torch.device("cpu")
+    if layout.family == vs.RGB:
+        return _rgb_unit(frame, layout, cpu).clamp(0.0, 1.0)
+    fmt = desc.ycbcr(layout)
+    y = torch.from_numpy(_plane(frame, 0).astype(np.float32))
+    if layout.family == vs.GRAY:
+        return _luma_unit(_plane(frame, 0), fmt, cpu).clamp(0.0, 1.0).expand(3, -1, -1)
+    chroma = torch.from_numpy(np.stack([_plane(frame, 1), _plane(frame, 2)]).astype(np.float32))
+    if layout.factors != (1, 1):
+        chroma = upsample_chroma(chroma, (layout.height, layout.width), layout.factors, desc.siting)
+    return ycbcr_to_rgb(torch.cat((y[None], chroma)), fmt, clip=True)
+
+
+def _resolve_format(value: Any, func: str) -> vs.VideoFormat:
+    if isinstance(value, vs.VideoFormat):
+        return value
+    try:
+        return core.get_video_format(int(value))
+    except (vs.Error, TypeError, ValueError) as err:
+        raise vs.Error(
+            f"chromaflow.{func}: out_format {value!r} is not a video format; pass one such as vs.YUV444P8"
+        ) from err
+
+
+def _output_format(layout: ClipLayout, clip: vs.VideoNode, out_format: Any, func: str) -> vs.VideoFormat:
+    """The output format: the input's for YUV/RGB; for GRAY ``out_format`` (default YUV 4:4:4, same depth)."""
+    src = clip.format
+    assert src is not None
+    if layout.family != vs.GRAY:
+        if out_format is not None and _resolve_format(out_format, func).id != src.id:
+            raise vs.Error(
+                f"chromaflow.{func}: out_format applies to GRAY clips only; a {src.name} clip stays {src.name} "
+                "(so its luma is kept bit for bit). Convert the result with core.resize afterwards"
+            )
+        return src
+    if out_format is None:
+        return core.query_video_format(vs.YUV, src.sample_type, src.bits_per_sample, 0, 0)
+    fmt = _resolve_format(out_format, func)
+    if fmt.color_family == vs.RGB and fmt.subsampling_w == fmt.subsampling_h == 0:
+        ok = (
+            fmt.bits_per_sample in (16, 32) if fmt.sample_type == vs.FLOAT else 8 <= fmt.bits_per_sample <= 16
+        )
+        if ok:
+            return fmt
+    if (
+        fmt.color_family == vs.YUV
+        and fmt.sample_type == src.sample_type
+        and fmt.bits_per_sample == src.bits_per_sample
+        and fmt.subsampling_w <= 2
+        and fmt.subsampling_h <= 2
+    ):
+        return fmt
+    raise vs.Error(
+        f"chromaflow.{func}: cannot turn {src.name} into {fmt.name}; a GRAY clip becomes YUV of its own sample "
+        f"type and depth (its luma copied bit for bit, e.g. {src.name.replace('Gray', 'YUV444P')}) or RGB; "
+        "convert the result with core.resize afterwards"
+    )
+
+
+# ------------------------------------------------------------------------------------------------ hints
+
+
+HintsArg = Sequence[str | Hint] | Mapping[int, Sequence[str | Hint]] | None
+
+
+def _parse_hints(hints: HintsArg, num_frames: int, func: str) -> dict[int, list[Hint]] | list[Hint]:
+    """Hints for every frame (a list) or per frame (``{frame: [hints]}``); strings are ``x,y,#RRGGBB[,radius]``."""
+
+    def one_list(items: Sequence[str | Hint]) -> list[Hint]:
+        if isinstance(items, str | Hint):
+            items = [items]
+        return [item if isinstance(item, Hint) else parse_hint(str(item)) for item in items]
+
+    with _reported(func):
+        if hints is None:
+            return []
+        if isinstance(hints, Mapping):
+            out: dict[int, list[Hint]] = {}
+            for key, items in hints.items():
+                n = int(key)
+                if not 0 <= n < num_frames:
+                    raise vs.Error(
+                        f"chromaflow.{func}: hints given for frame {n}, but the clip has frames 0..{num_frames - 1}"
+                    )
+                out[n] = one_list(items)
+            return out
+        return one_list(hints)
+
+
+# ------------------------------------------------------------------------------------------------ colorize
+
+
+def _colorizer_factory(
+    model: str | Path | nn.Module | Colorizer, device: str | None, precision: str | None, size: int
+) -> Any:
+    """A function building stream ``i``'s Colorizer (module copies are independent, so streams never share one)."""
+
+    def build(i: int) -> Colorizer:
+        if isinstance(model, Colorizer):
+            return model if i == 0 else copy.deepcopy(model)
+        net = copy.deepcopy(model) if isinstance(model, nn.Module) and i > 0 else model
+        return Colorizer(net, device=device, precision=precision, size=size)
+
+    return build
+
+
+class _PooledColorizer:
+    """The ``predict_ab`` of a stream pool, for engines that call a colorizer from several threads."""
+
+    def __init__(self, pool: StreamPool[Colorizer]) -> None:
+        self.pool = pool
+
+    def predict_ab(
+        self, l: Tensor, hints: Sequence[Hint] | None = None, hint_size: tuple[int, int] | None = None
+    ) -> Tensor:
+        with self.pool.take() as engine:
+            return engine.predict_ab(l, hints, hint_size)
+
+
+def frame_lightness(frame: vs.VideoFrame, layout: ClipLayout, desc: ColourDescription) -> np.ndarray:
+    """L* ``(H, W)`` float32 of a frame, as the engine reads it: Y' through the core's table, RGB through Lab."""
+    if layout.family == vs.RGB:
+        return lightness(frame_rgb(frame, layout, desc))[0].numpy()
+    return ycbcr_lightness(_plane(frame, 0), desc.ycbcr(layout)).numpy()
+
+
+class _ColorizeRenderer:
+    """Renders one output frame of :func:`colorize` / :func:`transfer` (called from VapourSynth's worker threads).
+
+    Colour (ab) comes from the core's :class:`VideoColorizer` (random access, thread-safe: model batches, keyframe
+    transfer, smoothing); the host only reads L* and writes the result: chroma code values from
+    :func:`ycbcr_chroma` (the luma of Y'CbCr output is the source's own plane) or in-gamut RGB. Frame properties
+    come from ``engine.info(n)``.
+    """
+
+    def __init__(
+        self, func: str, engine: VideoColorizer, layout: ClipLayout, out: vs.VideoFormat, model_name: str
+    ) -> None:
+        self.func = func
+        self.engine = engine
+        self.layout = layout
+        self.out = out
+        self.model_name = model_name
+        self.out_float = out.sample_type == vs.FLOAT
+        self.factors = (1 << out.subsampling_h, 1 << out.subsampling_w)
+
+    def __call__(self, n: int, f: vs.VideoFrame | list[vs.VideoFrame]) -> vs.VideoFrame:
+        with _reported(self.func, n):
+            if isinstance(f, list):  # GRAY in: f = [blank output frame with the source's props, source frame]
+                fout, src = f[0].copy(), f[1]
+            else:
+                fout, src = f.copy(), f
+            desc = describe(src.props, self.layout, self.func, n)
+            desc_out = desc if self.layout.family != vs.GRAY else _gray_output_description(desc, self.out)
+            l_np = frame_lightness(src, self.layout, desc)
+            l_star = torch.from_numpy(l_np)[None, None]
+            ab = torch.from_numpy(self.engine.ab(n, l_np))[None]
+            if self.out.color_family == vs.RGB:
+                rgb, _ = join_in_gamut(l_star, ab)
+                scale = 1.0 if self.out_float else float((1 << self.out.bits_per_sample) - 1)
+                for p in range(3):
+                    _store(fout, p, rgb[0, p] * scale, self.out.bits_per_sample, self.out_float)
+            else:
+                if self.layout.family == vs.GRAY:
+                    _plane(fout, 0)[...] = _plane(src, 0)  # the luma, bit for bit
+                codes = ycbcr_chroma(l_star, ab, desc.ycbcr(self.layout), self.factors, desc_out.siting)[0]
+                for p in (1, 2):
+                    _store(fout, p, codes[p - 1].to(torch.float32), self.out.bits_per_sample, self.out_float)
+            desc_out.write(fout.props, self.out.color_family)
+            if self.model_name:
+                fout.props[PROP_PREFIX + "Model"] = self.model_name
+            _write_info(fout.props, self.engine.info(n))
+            return fout
+
+
+def gray_lightness(unit: Tensor) -> Tensor:
+    """CIE L* ``(1, H, W)`` of the gray picture R' = G' = B' = E'Y (``unit``: E'Y ``(1, H, W)``, nominally [0, 1])."""
+    return lightness(unit.clamp(0.0, 1.0).expand(3, -1, -1))
+
+
+def _write_info(props: Any, info: Mapping[str, Any]) -> None:
+    props[PROP_PREFIX + "KeyframeDistance"] = int(info["keyframe_distance"])
+    props[PROP_PREFIX + "TransferConfidence"] = float(info["confidence"])
+    props[PROP_PREFIX + "SceneCut"] = int(info["scene_cut"])
+    props[PROP_PREFIX + "Keyframe"] = int(info["is_keyframe"])
+
+
+def _gray_output_description(desc: ColourDescription, out: vs.VideoFormat) -> ColourDescription:
+    """A GRAY clip's description applied to its colour output (chroma sited left, the MPEG-2 default)."""
+    full = desc.full_range or out.sample_type == vs.FLOAT
+    return ColourDescription(desc.matrix, desc.transfer, desc.primaries, full, 0)
+
+
+# ------------------------------------------------------------------------------------------------ references
+
+KEYFRAME_PROP = PROP_PREFIX + "Keyframe"
+
+
+def _reference_images(
+    references: Any,
+    clip: vs.VideoNode,
+    layout: ClipLayout,
+    mode: str,
+    keyframes: Sequence[int] | None,
+    func: str,
+) -> dict[int, np.ndarray]:
+    """``{frame: RGB float (H, W, 3)}`` from a mapping of paths/arrays or from a reference clip."""
+    if isinstance(references, vs.VideoNode):
+        ref_layout = check_clip(references, func)
+        if references.num_frames != clip.num_frames:
+            raise vs.Error(
+                f"chromaflow.{func}: the reference clip has {references.num_frames} frames, the clip "
+                f"{clip.num_frames}; give a reference clip of the same length (or a {{frame: image}} dict)"
+            )
+        if keyframes is None:
+            keyframes = [
+                n for n in range(references.num_frames) if references.get_frame(n).props.get(KEYFRAME_PROP, 0)
+            ]
+            if not keyframes:
+                raise vs.Error(
+                    f"chromaflow.{func}: no frame of the reference clip is marked as a keyframe; mark them with "
+                    f"core.std.SetFrameProps(ref, {KEYFRAME_PROP}=1) on the coloured frames, or pass keyframes=[...]"
+                )
+        images = {}
+        for n in keyframes:
+            if not 0 <= int(n) < clip.num_frames:
+                raise vs.Error(
+                    f"chromaflow.{func}: keyframe {n} is outside the clip (0..{clip.num_frames - 1})"
+                )
+            frame = references.get_frame(int(n))
+            rgb = frame_rgb(frame, ref_layout, describe(frame.props, ref_layout, func, int(n)))
+            images[int(n)] = rgb.permute(1, 2, 0).numpy()
+    elif isinstance(references, Mapping):
+        images = {}
+        for key, value in references.items():
+            n = int(key)
+            if not 0 <= n < clip.num_frames:
+                raise vs.Error(
+                    f"chromaflow.{func}: a reference is given for frame {n}, but the clip has frames "
+                    f"0..{clip.num_frames - 1}"
+                )
+            with _reported(func):
+                images[n] = (
+                    load_rgb(value) if isinstance(value, str | Path) else as_rgb_float(np.asarray(value))
+                )
+    else:
+        raise vs.Error(
+            f"chromaflow.{func}: references must be a {{frame: image path or RGB array}} dict or a reference clip "
+            f"of the same length, got {type(references).__name__}"
+        )
+    if not images:
+        raise vs.Error(f"chromaflow.{func}: no references given; pass {{frame: image}} or a reference clip")
+    if mode in ("propagate", "auto"):
+        for n, img in images.items():
+            rh, rw = img.shape[:2]
+            if (rh, rw) != (layout.height, layout.width):
+                raise vs.Error(
+                    f"chromaflow.{func}: the reference for frame {n} is {rw}x{rh} but the clip is "
+                    f"{layout.width}x{layout.height}; a keyframe reference is a colouring of that frame, so give "
+                    "it the clip's size, or use transfer='knn' (or 'reinhard'/'histogram') for references of "
+                    "other content"
+                )
+    return images
+
+
+def _luma_source(clip: vs.VideoNode, layout: ClipLayout, func: str) -> Any:
+    """``luma(k)``: frame ``k``'s L* ``(H, W)`` float32, read as the renderer reads it (the engine's frame source)."""
+
+    def luma(k: int) -> np.ndarray:
+        frame = clip.get_frame(k)
+        return frame_lightness(frame, layout, describe(frame.props, layout, func, k))
+
+    return luma
+
+
+def _build_engine(
+    clip: vs.VideoNode,
+    layout: ClipLayout,
+    func: str,
+    *,
+    colorizer: Any,
+    references: Any,
+    mode: str,
+    keyframes: Sequence[int] | None,
+    hints: dict[int, list[Hint]] | list[Hint],
+    smooth: int,
+    scene_cut_threshold: float | None,
+    batch: int,
+) -> VideoColorizer:
+    """The core engine of one clip: every option of :func:`colorize` goes to :class:`VideoColorizer`."""
+    if mode not in MODES:
+        raise vs.Error(f"chromaflow.{func}: unknown transfer mode {mode!r}; use one of {', '.join(MODES)}")
+    if not isinstance(smooth, int) or smooth < 0:
+        raise vs.Error(f"chromaflow.{func}: smooth is a radius in frames, an integer >= 0; got {smooth!r}")
+    if batch < 1:
+        raise vs.Error(f"chromaflow.{func}: batch must be at least 1, got {batch}")
+    images = (
+        _reference_images(references, clip, layout, mode, keyframes, func) if references is not None else None
+    )
+    options: dict[str, Any] = {}
+    if scene_cut_threshold is not None:
+        options["scene_cut_threshold"] = scene_cut_threshold
+    with _reported(func):
+        return VideoColorizer(
+            clip.num_frames,
+            _luma_source(clip, layout, func),
+            colorizer=colorizer,
+            references=images,
+            transfer=mode,
+            hints=hints or None,
+            smooth_radius=smooth,
+            batch_size=batch,
+            **options,
+        )
+
+
+def _finish(
+    clip: vs.VideoNode, layout: ClipLayout, out: vs.VideoFormat, renderer: _ColorizeRenderer
+) -> vs.VideoNode:
+    if layout.family == vs.GRAY:
+        blank = core.std.BlankClip(clip, format=out.id, keep=True)
+        base = core.std.CopyFrameProps(blank, clip)
+        return core.std.ModifyFrame(base, [base, clip], renderer)
+    return core.std.ModifyFrame(clip, clip, renderer)
+
+
+# ------------------------------------------------------------------------------------------------ public
+
+
+def colorize(
+    clip: vs.VideoNode,
+    model: str | Path | nn.Module | Colorizer | None = "base",
+    references: Any = None,
+    hints: HintsArg = None,
+    transfer: str = "auto",
+    smooth: int = DEFAULT_SMOOTH_RADIUS,
+    device: str | None = None,
+    precision: str | None = None,
+    num_streams: int = 1,
+    out_format: Any = None,
+    size: int = 256,
+    keyframes: Sequence[int] | None = None,
+    scene_cut_threshold: float | None = None,
+    batch: int = 8,
+) -> vs.VideoNode:
+    """Colorize a clip. GRAY, YUV (any subsampling) and RGB; 8-16 bit integer, half or single float samples.
+
+    YUV stays YUV with its luma plane untouched (chroma is computed at full resolution, then subsampled at the
+    frame's ``_ChromaLocation``); RGB stays RGB; GRAY becomes ``out_format`` (default YUV 4:4:4 of the clip's
+    depth, luma copied bit for bit; or any RGB format).
+
+    The options are those of the PyAV ``ColorizeNode`` and ``chromaflow colorize`` (one core engine,
+    :class:`chromaflow.core.video.VideoColorizer`, so the same options give the same chroma). ``model``:
+    ``"base"`` (bundled), ``"siggraph17"``, ``"eccv16"`` (``chromaflow models download NAME``), a ``.pt`` file, an
+    ``nn.Module`` following the colour-net protocol, or a ready :class:`Colorizer`; ``None`` with ``references``
+    means transfer only. ``references``: ``{frame: image path or RGB array}`` or a reference clip of the same length
+    whose coloured frames carry ``ChromaflowKeyframe=1`` (or are listed in ``keyframes``); their colours are carried
+    through the shot by ``transfer`` (``auto``, ``propagate``, ``knn``, ``reinhard``, ``histogram``), the model
+    filling in where propagation is unsure. ``hints``: colour points ``"x,y,#RRGGBB[,radius]"`` (frame pixels) for
+    every frame, or ``{frame: [points]}`` (model only). ``smooth``: temporal smoothing radius in frames (0 = off;
+    frame ``n`` then reads frames ``n - smooth .. n + smooth``). ``size``: the model's input side. ``batch``: frames
+    per model batch (a frame's batch is fixed, so results do not depend on request order). ``num_streams``: model
+    copies working in parallel. Every frame gets ``ChromaflowKeyframeDistance``, ``ChromaflowTransferConfidence``,
+    ``ChromaflowSceneCut`` and ``ChromaflowKeyframe`` (and ``ChromaflowModel`` with a model).
+    """
+    func = "colorize"
+    layout = check_clip(clip, func)
+    out = _output_format(layout, clip, out_format, func)
+    if num_streams < 1:
+        raise vs.Error(f"chromaflow.{func}: num_streams must be at least 1, got {num_streams}")
+    parsed_hints = _parse_hints(hints, clip.num_frames, func)
+    pool: StreamPool[Colorizer] | None = None
+    if model is not None:
+        with _reported(func):
+            pool = StreamPool(_colorizer_factory(model, device, precision, size), num_streams)
+    elif references is None:
+        raise vs.Error(f"chromaflow.{func}: give a model, references, or both")
+    if references is not None and parsed_hints:
+        raise vs.Error(f"chromaflow.{func}: hints apply to the model alone; with references, leave hints out")
+    engine = _build_engine(
+        clip,
+        layout,
+        func,
+        colorizer=_PooledColorizer(pool) if pool is not None else None,
+        references=references,
+        mode=transfer,
+        keyframes=keyframes,
+        hints=parsed_hints,
+        smooth=smooth,
+        scene_cut_threshold=scene_cut_threshold,
+        batch=batch,
+    )
+    name = pool.engines[0].name if pool is not None else ""
+    return _finish(clip, layout, out, _ColorizeRenderer(func, engine, layout, out, name))
+
+
+def transfer(
+    clip: vs.VideoNode,
+    ref: Any,
+    mode: str = "auto",
+    keyframes: Sequence[int] | None = None,
+    out_format: Any = None,
+    scene_cut_threshold: float | None = None,
+    smooth: int = 0,
+) -> vs.VideoNode:
+    """Carry the colours of reference keyframes through a clip, without a colour model.
+
+    ``ref``: ``{frame: image path or RGB array}`` or a reference clip (see :func:`colorize`). ``mode``: ``auto``
+    (propagate, with a texture-matching fallback), ``propagate``, ``knn``, ``reinhard`` or ``histogram`` (the last
+    three take references of other content, of any size). ``smooth``: temporal smoothing radius (default off: the
+    propagated colours are already coherent). The same as ``colorize(clip, model=None, references=ref, ...)``.
+    Formats and properties as :func:`colorize`; every frame gets ``ChromaflowKeyframeDistance``,
+    ``ChromaflowTransferConfidence``, ``ChromaflowSceneCut`` and ``ChromaflowKeyframe``.
+    """
+    func = "transfer"
+    layout = check_clip(clip, func)
+    out = _output_format(layout, clip, out_format, func)
+    engine = _build_engine(
+        clip,
+        layout,
+        func,
+        colorizer=None,
+        references=ref,
+        mode=mode,
+        keyframes=keyframes,
+        hints=[],
+        smooth=smooth,
+        scene_cut_threshold=scene_cut_threshold,
+        batch=1,
+    )
+    return _finish(clip, layout, out, _ColorizeRenderer(func, engine, layout, out, ""))
+
+
+# ------------------------------------------------------------------------------------------------ deepfake
+
+
+class _SequentialScores:
+    """Deepfake results of a clip, computed in frame order whatever order frames are requested in.
+
+    Tracks and per-track score smoothing depend on every earlier frame, so frame ``n`` is scored only after
+    ``0 .. n-1``, in batches of ``batch`` frames (read ahead of ``n``), under one lock; results are kept, so a
+    request for an earlier frame is a lookup. Any request order therefore gives the sequential results.
+    """
+
+    def __init__(self, scorer: DeepfakeScorer, clip: vs.VideoNode, layout: ClipLayout, batch: int) -> None:
+        self.scorer = scorer
+        self.clip = clip
+        self.layout = layout
+        self.batch = batch
+        self.results: dict[int, FrameResult] = {}
+        self._next = 0
+        self._lock = threading.Lock()
+
+    def rgb8(self, frame: vs.VideoFrame, n: int) -> np.ndarray:
+        desc = describe(frame.props, self.layout, "deepfake", n)
+        rgb = frame_rgb(frame, self.layout, desc)
+        return (rgb * 255.0).round().to(torch.uint8).permute(1, 2, 0).contiguous().numpy()
+
+    def get(self, n: int, frame: vs.VideoFrame) -> FrameResult:
+        with self._lock:
+            while self._next <= n:
+                stop = min(self.clip.num_frames, self._next + self.batch)
+                frames = [
+                    self.rgb8(frame if k == n else self.clip.get_frame(k), k) for k in range(self._next, stop)
+                ]
+                for result in self.scorer.score_frames(frames, start_index=self._next):
+                    self.results[result.index] = result
+                self._next = stop
+            return self.results[n]
+
+
+def _write_deepfake_props(props: Any, result: FrameResult, scorer: DeepfakeScorer) -> None:
+    props[PROP_PREFIX + "Faces"] = len(result.faces)
+    props[PROP_PREFIX + "DeepfakeModel"] = scorer.model_name
+    props[PROP_PREFIX + "FaceDetector"] = scorer.detector.name
+    if result.faces:
+        props[PROP_PREFIX + "DeepfakeScore"] = float(result.score or 0.0)
+        props[PROP_PREFIX + "FaceBoxes"] = [float(v) for face in result.faces for v in face.box]
+        props[PROP_PREFIX + "FaceScores"] = [float(face.score) for face in result.faces]
+        props[PROP_PREFIX + "FaceRawScores"] = [float(face.raw_score) for face in result.faces]
+        props[PROP_PREFIX + "FaceTracks"] = [int(face.track) for face in result.faces]
+
+
+def _paint_overlay(
+    fout: vs.VideoFrame, rgb8: np.ndarray, drawn: np.ndarray, layout: ClipLayout, desc: ColourDescription
+) -> None:
+    """Write the overlay's pixels (where ``drawn`` differs from ``rgb8``) into the frame; others stay bit for bit."""
+    changed = torch.from_numpy((drawn != rgb8).any(axis=2))
+    if not bool(changed.any()):
+        return
+    rgb = torch.from_numpy(drawn).permute(2, 0, 1).to(torch.float32) / 255.0
+    if layout.family == vs.RGB:
+        scale = 1.0 if layout.is_float else float(layout.peak)
+        for p in range(3):
+            plane = _plane(fout, p)
+            plane[changed.numpy()] = _coded(rgb[p][changed] * scale, layout).numpy()
+        return
+    fmt = desc.ycbcr(layout)
+    ycc = rgb_to_ycbcr(rgb, fmt)
+    _plane(fout, 0)[changed.numpy()] = _coded(ycc[0][changed], layout).numpy()
+    if layout.family == vs.GRAY:
+        return
+    chroma = ycc[1:3]
+    mask = changed
+    if layout.factors != (1, 1):
+        fh, fw = layout.factors
+        chroma = downsample_chroma(chroma, layout.factors, desc.siting)
+        hit = torch.nn.functional.max_pool2d(
+            changed[None, None].float(), (fh, fw), stride=(fh, fw), ceil_mode=True
+        )[0, 0]
+        mask = hit[: chroma.shape[1], : chroma.shape[2]] > 0
+    for p in (1, 2):
+        _plane(fout, p)[mask.numpy()] = _coded(chroma[p - 1][mask], layout).numpy()
+
+
+def _coded(values: Tensor, layout: ClipLayout) -> Tensor:
+    if layout.is_float:
+        return values.to(torch.float32)
+    return values.round().clamp(0, layout.peak).to(torch.int32)
+
+
+def deepfake(
+    clip: vs.VideoNode,
+    overlay: bool = True,
+    detector: str = "haar",
+    classifier: str | nn.Module = "meso4-df",
+    classifier_path: str | Path | None = None,
+    device: str | None = None,
+    smoothing: str = "ema",
+    min_face: int = 80,
+    batch: int = 8,
+    style: OverlayStyle | None = None,
+) -> vs.VideoNode:
+    """Score faces for deepfake manipulation; per-frame results as ``Chromaflow*`` frame properties.
+
+    Any GRAY/YUV/RGB format; the output has the input's format and, with ``overlay``, boxes and ``FAKE 87%`` labels
+    drawn in (only the drawn pixels change). ``detector``: ``haar`` (built in) or ``blazeface``; ``classifier``:
+    ``meso4-df``, ``meso4-f2f``, ``mesoinception-df``, ``mesoinception-f2f`` (``chromaflow models download NAME``)
+    or a loaded module; ``classifier_path`` loads that classifier from a file. Face tracks and per-track score
+    smoothing (``ema``, ``median``, ``none``) run in frame order, so frames are scored sequentially in batches of
+    ``batch`` whatever order they are requested in.
+    """
+    func = "deepfake"
+    layout = check_clip(clip, func)
+    if batch < 1:
+        raise vs.Error(f"chromaflow.{func}: batch must be at least 1, got {batch}")
+    with _reported(func):
+        scorer = DeepfakeScorer(
+            detector,
+            classifier,
+            device=device,
+            smoothing=smoothing,  # type: ignore[arg-type]
+            min_face=min_face,
+            classifier_path=classifier_path,
+        )
+    scores = _SequentialScores(scorer, clip, layout, batch)
+    overlay_style = style or OverlayStyle()
+
+    def render(n: int, f: vs.VideoFrame) -> vs.VideoFrame:
+        with _reported(func, n):
+            result = scores.get(n, f)
+            fout = f.copy()
+            if overlay and result.faces:
+                desc = describe(f.props, layout, func, n)
+                rgb8 = scores.rgb8(f, n)
+                drawn = draw_overlay(rgb8, result.faces, overlay_style, frame_score=result.score)
+                _paint_overlay(fout, rgb8, drawn, layout, desc)
+            _write_deepfake_props(fout.props, result, scorer)
+            return fout
+
+    return core.std.ModifyFrame(clip, clip, render)

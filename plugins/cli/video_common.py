@@ -1,0 +1,119 @@
+"""Shared plumbing of the video verbs (`colorize`, `deepfake`): I/O and encoder options, progress, JSON summary.
+
+IN and OUT are files, image-sequence patterns (``frames/%05d.png``) or ``-`` for y4m on stdin/stdout, so a verb
+works between two ffmpeg processes::
+
+    ffmpeg -i in.mp4 -f yuv4mpegpipe - | chromaflow colorize - - | ffmpeg -i - out.mp4
+
+Exit codes are the CLI's (see plugins/cli/main.py): 2 bad option, 3 bad input (missing, unreadable, no video stream,
+no frames, damaged with --strict), 4 model/weights, 5 device, 6 output cannot be written (missing folder, same path
+as the input), 130 interrupted. A failed or interrupted run leaves no output file behind.
+"""
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from chromaflow.core.errors import UsageError
+from chromaflow.filters.pyav import STDIO, FrameNode, TranscodeReport, estimate_frames, transcode
+from chromaflow.filters.pyav_targets import InputSource
+
+
+def add_encode_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("encoding (defaults depend on OUT's container)")
+    group.add_argument("--codec", help="video encoder, e.g. libx264, libx265, libvpx-vp9, ffv1, prores_ks")
+    group.add_argument("--crf", type=float, help="constant quality (libx264 default 18, VP9 32)")
+    group.add_argument("--bitrate", help="target bit rate instead of --crf, e.g. 4M or 2500k")
+    group.add_argument("--preset", help="encoder preset (libx264 default: medium)")
+    group.add_argument("--pix-fmt", help="output pixel format (default: the processed frames' own)")
+    group.add_argument("--framerate", help="frame rate of an image-sequence IN (default 25)")
+    group.add_argument(
+        "--strict",
+        action="store_true",
+        help="stop at the first decode error instead of skipping damaged data",
+    )
+
+
+def add_ui_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--json", action="store_true", help="print a JSON summary on stdout (not with OUT = -)"
+    )
+
+
+def check_json(args: argparse.Namespace, out: str | None) -> None:
+    if args.json and out == STDIO:
+        raise UsageError(
+            "--json prints on stdout, which OUT '-' already uses for video; drop --json or name a file"
+        )
+
+
+class Progress:
+    """A tqdm bar on stderr (frames, fps, ETA) when stderr is a terminal and not --quiet; else silent."""
+
+    def __init__(self, enabled: bool, desc: str) -> None:
+        self.enabled = enabled and sys.stderr.isatty()
+        self.desc = desc
+        self._bar: Any = None
+
+    def start(self, source: InputSource) -> None:
+        if not self.enabled:
+            return
+        from tqdm import tqdm
+
+        self._bar = tqdm(
+            total=estimate_frames(source), desc=self.desc, unit="frame", file=sys.stderr, dynamic_ncols=True
+        )
+
+    def update(self, n: int) -> None:
+        if self._bar is not None:
+            self._bar.update(n)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
+def run_video(
+    args: argparse.Namespace,
+    src: str,
+    dest: str | None,
+    nodes: Sequence[FrameNode],
+    desc: str,
+    extra_json: Callable[[TranscodeReport], dict[str, Any]] | None = None,
+) -> TranscodeReport:
+    """Transcode ``src`` to ``dest`` through ``nodes`` with the encoder options, progress and --json of ``args``."""
+    check_json(args, dest)
+    progress = Progress(not args.quiet, desc)
+    try:
+        report = transcode(
+            src,
+            dest,
+            nodes,
+            codec=args.codec,
+            crf=args.crf,
+            bitrate=args.bitrate,
+            preset=args.preset,
+            pix_fmt=args.pix_fmt,
+            framerate=args.framerate,
+            strict=args.strict,
+            progress=progress.update,
+            on_start=progress.start,
+        )
+    finally:
+        progress.close()
+    if extra_json is not None:
+        report.extra.update(extra_json(report))
+    if report.warnings or report.corrupt_frames:
+        print(
+            f"chromaflow: warning: {report.input} is damaged: {len(report.warnings)} problem(s), "
+            f"{report.decode_errors} undecodable packet(s), {report.corrupt_frames} corrupt frame(s); what could "
+            "be read was written (use --strict to stop instead)",
+            file=sys.stderr,
+        )
+    if args.json:
+        print(json.dumps(report.to_json(), indent=2))
+    return report

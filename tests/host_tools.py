@@ -1,0 +1,140 @@
+"""Helpers for the host tests (Blender, OBS, FFmpeg recipes); not a test module.
+
+Loaded by path (``load_host_tools()`` in each test) because tests run with ``--import-mode=importlib``.
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+VENV_BIN = Path(sys.executable).parent
+_apt_tried: dict[str, str | None] = {}
+
+
+def find_or_install(program: str, package: str, timeout: float = 900.0) -> tuple[str | None, str]:
+    """The path of ``program``; when missing, ``apt-get install package`` once (as root, unless
+    ``CHROMAFLOW_NO_APT`` is set). Returns ``(path or None, why it is missing)``."""
+    found = shutil.which(program)
+    if found:
+        return found, ""
+    if package not in _apt_tried:
+        reason = None
+        if os.environ.get("CHROMAFLOW_NO_APT"):
+            reason = "CHROMAFLOW_NO_APT is set"
+        elif shutil.which("apt-get") is None:
+            reason = "apt-get is not available on this system"
+        elif hasattr(os, "geteuid") and os.geteuid() != 0:
+            reason = "installing it needs root (apt-get)"
+        else:
+            env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+            try:
+                done = subprocess.run(
+                    ["apt-get", "install", "-y", "--no-install-recommends", package],
+                    capture_output=True, text=True, timeout=timeout, env=env,
+                )  # fmt: skip
+                if done.returncode != 0:
+                    reason = f"apt-get install {package} failed: {done.stderr.strip()[-300:]}"
+            except subprocess.TimeoutExpired:
+                reason = f"apt-get install {package} took longer than {timeout:.0f} s"
+        _apt_tried[package] = reason
+    found = shutil.which(program)
+    if found:
+        return found, ""
+    return None, f"{program} is not installed and could not be installed ({_apt_tried[package] or 'unknown'})"
+
+
+def chromaflow_cli() -> str:
+    """The chromaflow console script of the environment running the tests."""
+    script = VENV_BIN / "chromaflow"
+    return str(script) if script.is_file() else shutil.which("chromaflow") or "chromaflow"
+
+
+def verb_missing(verb: str) -> str:
+    """Why ``chromaflow VERB`` cannot run yet ('' when it is a real verb)."""
+    done = subprocess.run([chromaflow_cli(), verb, "--help"], capture_output=True, text=True, timeout=120)
+    text = done.stdout + done.stderr
+    if done.returncode != 0 or "not available in this version yet" in text:
+        return f"'chromaflow {verb}' is not implemented in this tree yet"
+    return ""
+
+
+def import_deepfake_weights(shared: Path) -> None:
+    """Put the shared MesoNet weights into the (test-isolated) model cache with the real CLI."""
+    weights = shared / "models" / "mesonet" / "Meso4_DF.h5"
+    done = subprocess.run(
+        [chromaflow_cli(), "models", "import", "meso4-df", str(weights)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+
+
+def run_cli_or_skip_reason(argv: list[str], **kwargs: object) -> tuple[subprocess.CompletedProcess[str], str]:
+    """Run a CLI command; the reason to skip when it failed for want of model weights (exit code 4)."""
+    done = subprocess.run(argv, capture_output=True, text=True, **kwargs)  # type: ignore[call-overload]
+    if done.returncode == 4:
+        return done, f"model weights are not available: {done.stderr.strip()[-300:]}"
+    return done, ""
+
+
+def make_clip(
+    path: Path, frames: int = 12, size: tuple[int, int] = (64, 48), rate: int = 25, audio: bool = True
+) -> Path:
+    """A tiny H.264 mp4 (moving gradient, optional silent AAC track) written with PyAV."""
+    width, height = size
+    with av.open(str(path), "w") as out:
+        video = out.add_stream("libx264", rate=rate)
+        video.width, video.height, video.pix_fmt = width, height, "yuv420p"
+        video.options = {"preset": "ultrafast", "crf": "18"}
+        sound = out.add_stream("aac", rate=48000, layout="mono") if audio else None
+        yy, xx = np.mgrid[0:height, 0:width]
+        for i in range(frames):
+            rgb = np.stack(
+                [(xx * 4 + i * 9) % 256, (yy * 5) % 256, np.full_like(xx, 40 + 8 * i) % 256], axis=-1
+            )
+            frame = av.VideoFrame.from_ndarray(rgb.astype(np.uint8), format="rgb24")
+            for packet in video.encode(frame):
+                out.mux(packet)
+        if sound is not None:
+            samples = int(48000 * frames / rate)
+            chunk = 1024
+            for start in range(0, samples, chunk):
+                n = min(chunk, samples - start)
+                block = av.AudioFrame.from_ndarray(np.zeros((1, n), np.float32), format="fltp", layout="mono")
+                block.sample_rate = 48000
+                block.pts = start
+                block.time_base = Fraction(1, 48000)
+                for packet in sound.encode(block):
+                    out.mux(packet)
+            for packet in sound.encode():
+                out.mux(packet)
+        for packet in video.encode():
+            out.mux(packet)
+    return path
+
+
+def probe(path: Path) -> dict[str, object]:
+    """Decode every video frame: count, size, rate, duration (s) and whether there is audio."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        count = 0
+        last_time = 0.0
+        for frame in container.decode(stream):
+            count += 1
+            last_time = float(frame.time or 0.0)
+            size = (frame.width, frame.height)
+        return {
+            "frames": count,
+            "size": size if count else None,
+            "rate": Fraction(stream.average_rate) if stream.average_rate else None,
+            "last_time": last_time,
+            "audio": bool(container.streams.audio),
+        }

@@ -1,0 +1,197 @@
+"""`chromaflow colorize` / `chromaflow deepfake`: files, y4m pipes, --json, exit codes, Ctrl-C."""
+
+import io
+import json
+import signal
+import subprocess
+import sys
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+import torch
+
+from chromaflow.core.nets.base import build_base
+from chromaflow.filters.pyav_frames import plane_view
+from chromaflow.filters.pyav_synth import synth_rgb, write_clip
+from chromaflow.plugins.cli.main import main
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The `base` architecture with seeded random weights (the trained default is not needed to test plumbing)."""
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("model") / "tiny.pt"
+    torch.save({"arch": "base", "state_dict": build_base().state_dict()}, path)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("media") / "clip.mkv"
+    write_clip(path, frames=6, audio=True)
+    return path
+
+
+def y4m_bytes(frames: int, width: int = 64, height: int = 48) -> bytes:
+    sink = io.BytesIO()
+    with av.open(sink, "w", format="yuv4mpegpipe") as out:
+        stream = out.add_stream("wrapped_avframe", rate=25)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        for i in range(frames):
+            frame = av.VideoFrame.from_ndarray(synth_rgb(width, height, i), format="rgb24").reformat(
+                format="yuv420p"
+            )
+            frame.pts, frame.time_base = i, Fraction(1, 25)
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    return sink.getvalue()
+
+
+def read_y4m(data: bytes) -> list[av.VideoFrame]:
+    with av.open(io.BytesIO(data), format="yuv4mpegpipe") as c:
+        return list(c.decode(video=0))
+
+
+def test_colorize_file_with_json(
+    tiny_model: str, clip: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out.mp4"
+    code = main(
+        ["colorize", str(clip), str(out), "--model", tiny_model, "--size", "32", "--smooth", "1", "--json"]
+    )
+    captured = capsys.readouterr()
+    assert code == 0
+    summary = json.loads(captured.out)
+    assert summary["frames_out"] == 6 and summary["copied_streams"] == ["#1 audio (aac)"]
+    assert summary["model"] == tiny_model and summary["smooth"] == 1
+    assert "frame/s" not in captured.err and "it/s" not in captured.err, (
+        "no progress bar when stderr is no TTY"
+    )
+    with av.open(str(out)) as c:
+        assert [s.type for s in c.streams] == ["video", "audio"]
+
+
+def test_y4m_pipe_between_two_pyav_ends(tiny_model: str) -> None:
+    """What `ffmpeg -f yuv4mpegpipe - | chromaflow colorize - - | ffmpeg -i - out.mp4` does, with PyAV at both ends."""
+    data = y4m_bytes(5)
+    proc = subprocess.run(
+        [sys.executable, "-m", "chromaflow.plugins.cli.main", "colorize", "-", "-", "--model", tiny_model,
+         "--size", "32", "--no-smooth"],
+        input=data, capture_output=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr.decode()
+    frames_in, frames_out = read_y4m(data), read_y4m(proc.stdout)
+    assert len(frames_out) == 5
+    for a, b in zip(frames_in, frames_out, strict=True):
+        assert np.array_equal(plane_view(a, 0), plane_view(b, 0)), "luma passes through the pipe bit for bit"
+    assert proc.stderr.decode().strip() == "", "nothing but data on stdout, and no chatter on stderr"
+
+
+def test_sigint_leaves_no_output(tiny_model: str, tmp_path: Path) -> None:
+    out = tmp_path / "out.mkv"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "chromaflow.plugins.cli.main", "colorize", "-", str(out), "--model", tiny_model,
+         "--size", "32", "--no-smooth", "--batch", "2", "--codec", "ffv1"],  # intra codec: packets at once
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    assert proc.stdin is not None
+    proc.stdin.write(
+        y4m_bytes(12)
+    )  # part of a stream: the writer opens its temporary file, then waits for more
+    proc.stdin.flush()
+    deadline = time.monotonic() + 90
+    while not any("partial" in p.name for p in tmp_path.iterdir()):
+        assert time.monotonic() < deadline and proc.poll() is None, "the run should be under way"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err.decode()
+    assert list(tmp_path.iterdir()) == [], "no partial or final output after Ctrl-C"
+
+
+@pytest.mark.parametrize(
+    ("argv", "code", "message"),
+    [
+        (["colorize", "{tmp}/missing.mp4", "{tmp}/o.mp4"], 3, "does not exist"),
+        (["colorize", "{clip}", "{tmp}/nofolder/o.mp4"], 6, "does not exist"),
+        (["colorize", "{clip}", "{clip}"], 6, "is the input"),
+        (["colorize", "{clip}", "-", "--json"], 2, "--json"),
+        (["colorize", "{clip}", "{tmp}/o.mp4", "--codec", "nosuch"], 2, "not available"),
+        (["colorize", "{audio}", "{tmp}/o.mp4"], 3, "no video stream"),
+        (["colorize", "{clip}", "{tmp}/o.mp4", "--model", "siggraph17"], 4, "siggraph17"),
+        (["colorize", "{clip}", "{tmp}/o.mp4", "--size", "30"], 2, "multiple of 8"),
+        (["deepfake", "{clip}", "--every", "0"], 2, "--every"),
+    ],
+)
+def test_exit_codes(
+    argv: list[str], code: int, message: str, tiny_model: str, clip: Path, tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    audio = tmp_path / "a.mka"
+    with av.open(str(audio), "w") as out:
+        stream = out.add_stream("aac", rate=48000)
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="flt", layout="mono")
+        frame.sample_rate = 48000
+        out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    args = [a.format(tmp=tmp_path, clip=clip, audio=audio) for a in argv]
+    if args[0] == "colorize":  # the tiny model first; a case's own options come later and win
+        args[3:3] = ["--model", tiny_model, "--size", "32"]
+    before = sorted(p.name for p in tmp_path.iterdir())
+    assert main(args) == code
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == before, "a failed run writes nothing"
+
+
+# ----------------------------------------------------------------------------------------------- deepfake
+
+
+@pytest.fixture
+def face_clip(shared: Path, tmp_path: Path) -> Path:
+    import cv2
+
+    from chromaflow.core import registry
+
+    registry.import_file("meso4-df", shared / "models/mesonet/Meso4_DF.h5")
+    bgr = cv2.imread(str(shared / "data/deepfake-dev/dfdc/lynaeydofd_fr0.jpg"))
+    rgb = bgr[100:580, 640:1280, ::-1].copy()
+    path = tmp_path / "face.mkv"
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("ffv1", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 640, 480, "yuv420p"
+        for i in range(4):
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")
+            frame.pts, frame.time_base = i, Fraction(1, 25)
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    return path
+
+
+def test_deepfake_overlay_scores_and_vtt(
+    face_clip: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out, scores, vtt = tmp_path / "o.mkv", tmp_path / "s.jsonl", tmp_path / "s.vtt"
+    code = main(["deepfake", str(face_clip), str(out), "--scores", str(scores), "--vtt", str(vtt), "--json",
+                 "--every", "2", "--device", "cpu"])  # fmt: skip
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    lines = [json.loads(line) for line in scores.read_text().splitlines()]
+    assert [row["frame"] for row in lines[:-1]] == [0, 2] and lines[0]["time"] == 0.0
+    assert lines[0]["faces"] and "video" in lines[-1] and lines[-1]["video"]["frames"] == 2
+    assert vtt.read_text().startswith("WEBVTT")
+    summary = json.loads(captured.out)
+    assert summary["frames_out"] == 4 and summary["video"]["model"] == "meso4-df"
+    with av.open(str(out)) as c:
+        assert c.streams.video[0].frames in (0, 4)
+
+
+def test_deepfake_scores_only(face_clip: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["deepfake", str(face_clip), "--json", "--device", "cpu"])
+    summary = json.loads(capsys.readouterr().out)
+    assert code == 0 and summary["output"] == "" and summary["video"]["frames"] == 4
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["face.mkv"]

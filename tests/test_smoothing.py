@@ -1,0 +1,240 @@
+"""TemporalSmoother: both access patterns, flicker removal, moving objects, scene cuts, kernel equality."""
+
+from concurrent.futures import ThreadPoolExecutor
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+import chromaflow.core.smoothing as smoothing
+from chromaflow.core.errors import InputError, UsageError
+from chromaflow.core.smoothing import (
+    SmoothingParams,
+    TemporalSmoother,
+    kernel_numba,
+    kernel_reference,
+    kernel_torch,
+    smooth_sequence,
+)
+
+H, W = 48, 64
+
+
+def texture(h: int = H, w: int = W, seed: int = 0, lo: float = 20, hi: float = 80) -> np.ndarray:
+    """Smooth random L* texture in [lo, hi] that DIS can track."""
+    rng = np.random.default_rng(seed)
+    coarse = rng.uniform(0, 1, (h // 6 + 3, w // 6 + 3)).astype(np.float32)
+    big = cv2.resize(coarse, (w + 18, h + 18), interpolation=cv2.INTER_CUBIC)[9 : 9 + h, 9 : 9 + w]
+    big = (big - big.min()) / (big.max() - big.min())
+    return (lo + (hi - lo) * big).astype(np.float32)
+
+
+def moving_square(frames: int = 8, step: int = 3) -> tuple[list[np.ndarray], list[np.ndarray], list[int]]:
+    """Neutral textured background, a red-ish textured square moving right by ``step`` px per frame."""
+    bg = texture(seed=1)
+    sq = texture(16, 16, seed=2, lo=50, hi=95)
+    lumas, abs_, xs = [], [], []
+    for t in range(frames):
+        x = 6 + step * t
+        luma = bg.copy()
+        luma[16:32, x : x + 16] = sq
+        ab = np.zeros((2, H, W), np.float32)
+        ab[0, 16:32, x : x + 16] = 40.0
+        ab[1, 16:32, x : x + 16] = -30.0
+        lumas.append(luma)
+        abs_.append(ab)
+        xs.append(x)
+    return lumas, abs_, xs
+
+
+def flickering_sequence(n: int = 10, seed: int = 5) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """A slowly panning texture with per-frame global chroma shifts and a cut at frame 6."""
+    rng = np.random.default_rng(seed)
+    big_a = texture(H, W + 20, seed=3)
+    big_b = texture(H, W + 20, seed=4, lo=50, hi=95)
+    lumas, abs_ = [], []
+    for t in range(n):
+        src = big_a if t < 6 else big_b
+        luma = np.ascontiguousarray(src[:, t : t + W])
+        ab = np.stack([luma * 0.3 - 10, 20 - luma * 0.2]) + rng.normal(0, 5, (2, 1, 1))
+        lumas.append(luma)
+        abs_.append(ab.astype(np.float32))
+    return lumas, abs_
+
+
+def test_streaming_and_random_access_are_identical() -> None:
+    lumas, abs_ = flickering_sequence()
+    streamed = smooth_sequence(lumas, abs_, radius=2)
+    smoother = TemporalSmoother(radius=2)
+
+    def loader(k: int) -> tuple[np.ndarray, np.ndarray] | None:
+        return (lumas[k], abs_[k]) if k < len(lumas) else None
+
+    order = [7, 2, 9, 0, 5, 6, 1, 8, 3, 4]  # out of order, as a VapourSynth client may ask
+    random = {n: smoother.smooth_at(n, loader) for n in order}
+    for n in range(len(lumas)):
+        np.testing.assert_array_equal(streamed[n], random[n])
+    assert not np.allclose(streamed[3], abs_[3])  # it did smooth something
+
+
+def test_push_has_delay_radius_and_flush_emits_the_rest() -> None:
+    lumas, abs_ = flickering_sequence(6)
+    smoother = TemporalSmoother(radius=2)
+    ready = [[s.frame_index for s in smoother.push(l, a)] for l, a in zip(lumas, abs_, strict=True)]
+    assert ready == [[], [], [0], [1], [2], [3]]
+    assert [s.frame_index for s in smoother.flush()] == [4, 5]
+    assert smoother.flush() == []
+
+
+def test_static_flicker_converges_to_window_mean() -> None:
+    luma = texture(seed=7)
+    base = np.stack([luma * 0.5 - 15, 10 - luma * 0.3]).astype(np.float32)
+    shifts = np.random.default_rng(8).normal(0, 8, (12, 2)).astype(np.float32)
+    abs_ = [base + s[:, None, None] for s in shifts]
+    r = 3
+    out = smooth_sequence([luma] * 12, abs_, radius=r)
+    for n in range(r, 12 - r):
+        expected = base + shifts[n - r : n + r + 1].mean(axis=0)[:, None, None]
+        np.testing.assert_allclose(out[n], expected, atol=0.05)
+    spread_in = np.std([a[:, 20, 30] for a in abs_[r:-r]], axis=0)
+    spread_out = np.std([a[:, 20, 30] for a in out[r:-r]], axis=0)
+    assert (spread_out < 0.5 * spread_in).all()
+
+
+def test_moving_object_keeps_its_colour_in_place() -> None:
+    lumas, abs_, xs = moving_square()
+    flicker = [a + np.float32(s) * (a != 0) for a, s in zip(abs_, [0, 6, -6, 4, -4, 6, -6, 0], strict=True)]
+    out = smooth_sequence(lumas, flicker, radius=2)
+    for n in (3, 4):
+        x = xs[n]
+        inner = out[n][:, 19:29, x + 3 : x + 13].reshape(2, -1)
+        np.testing.assert_allclose(np.median(inner, axis=1), [40.0, -30.0], atol=4.0)
+        trail = out[n][:, 19:29, xs[n - 2] : x]  # where the square was two frames ago: background now
+        assert np.abs(trail).max() < 4.0
+        assert np.abs(out[n][:, 38:, :]).max() < 1.0  # far background stays neutral
+
+
+def test_no_colour_crosses_a_scene_cut() -> None:
+    a_luma, b_luma = texture(seed=10, lo=10, hi=40), texture(seed=11, lo=60, hi=95)
+    lumas = [a_luma] * 5 + [b_luma] * 5
+    abs_ = [np.full((2, H, W), 30.0, np.float32)] * 5 + [np.full((2, H, W), -30.0, np.float32)] * 5
+    # a very wide luma tolerance, so only the cut keeps the shots apart
+    out = smooth_sequence(lumas, abs_, radius=2, luma_sigma=1000.0)
+    for n in range(5):
+        np.testing.assert_allclose(out[n], 30.0, atol=1e-4)
+        np.testing.assert_allclose(out[n + 5], -30.0, atol=1e-4)
+    leaked = smooth_sequence(lumas, abs_, radius=2, luma_sigma=1000.0, detect_cuts=False)
+    assert np.abs(leaked[4] - 30.0).max() > 1.0  # the test can fail: without cut detection colour leaks
+
+
+def random_window(seed: int = 0, k: int = 4, h: int = 40, w: int = 56) -> tuple:
+    rng = np.random.default_rng(seed)
+    l_c = texture(h, w, seed=seed)
+    ab_c = np.stack([texture(h, w, seed=seed + 1), texture(h, w, seed=seed + 2)]) - 50
+    l_n = np.stack([l_c + rng.normal(0, 2, (h, w)).astype(np.float32) for _ in range(k)])
+    ab_n = np.stack([ab_c + rng.normal(0, 3, (2, 1, 1)).astype(np.float32) for _ in range(k)])
+    smooth = [
+        cv2.GaussianBlur(rng.normal(0, 3, (h, w, 2)).astype(np.float32), (0, 0), 4) * 3 for _ in range(k)
+    ]
+    fwd = np.stack(smooth)
+    bwd = (-fwd + rng.normal(0, 0.4, fwd.shape)).astype(np.float32)
+    weights = np.array([1.0, 0.5, 0.0, 1.0][:k], np.float32)
+    return l_c, ab_c.astype(np.float32), l_n, ab_n.astype(np.float32), fwd, bwd, weights
+
+
+def test_numba_kernel_equals_numpy_reference() -> None:
+    args = random_window()
+    params = SmoothingParams(radius=2)
+    a = kernel_numba(*args, params)
+    b = kernel_reference(*args, params)
+    assert np.abs(a - b).max() <= 1e-5
+    assert np.abs(a - args[1]).max() > 0.1  # neighbours did contribute
+    lumas, abs_ = flickering_sequence()
+    out_numba = smooth_sequence(lumas, abs_, backend="numba")
+    out_numpy = smooth_sequence(lumas, abs_, backend="numpy")
+    assert max(np.abs(x - y).max() for x, y in zip(out_numba, out_numpy, strict=True)) <= 1e-5
+
+
+def test_torch_path_on_cpu_matches_numba() -> None:
+    args = random_window(seed=1)
+    params = SmoothingParams()
+    ref = kernel_numba(*args, params)
+    out = kernel_torch(*[torch.from_numpy(x) for x in args], params).numpy()
+    np.testing.assert_allclose(out, ref, atol=1e-3)
+    lumas, abs_ = flickering_sequence()
+    expected = smooth_sequence(lumas, abs_, backend="numba")
+    got = smooth_sequence(lumas, [torch.from_numpy(a) for a in abs_], backend="torch")
+    assert all(isinstance(g, torch.Tensor) for g in got)
+    for g, e in zip(got, expected, strict=True):
+        np.testing.assert_allclose(g.numpy(), e, atol=1e-3)
+
+
+@pytest.mark.gpu
+def test_torch_path_on_cuda_keeps_data_on_device() -> None:
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    lumas, abs_ = flickering_sequence()
+    expected = smooth_sequence(lumas, abs_, backend="numba")
+    got = smooth_sequence(lumas, [torch.from_numpy(a).cuda() for a in abs_], device="cuda")
+    for g, e in zip(got, expected, strict=True):
+        assert g.is_cuda
+        np.testing.assert_allclose(g.cpu().numpy(), e, atol=1e-3)
+
+
+def test_random_access_reuses_cached_flows_and_frames(monkeypatch: pytest.MonkeyPatch) -> None:
+    lumas, abs_ = flickering_sequence()
+    calls: list[int] = []
+    real = smoothing.compute_flow
+
+    def counting(*args: object, **kwargs: object) -> np.ndarray:
+        calls.append(1)
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(smoothing, "compute_flow", counting)
+    loads: list[int] = []
+
+    def loader(k: int) -> tuple[np.ndarray, np.ndarray] | None:
+        loads.append(k)
+        return (lumas[k], abs_[k]) if k < len(lumas) else None
+
+    smoother = TemporalSmoother(radius=2, detect_cuts=False)
+    smoother.smooth_at(2, loader)
+    assert len(calls) == 8 and loads == [0, 1, 2, 3, 4]
+    smoother.smooth_at(3, loader)
+    assert len(calls) == 8 + 6  # pairs (3, 2) and (2, 3) were already known
+    assert loads[5:] == [5]
+
+
+def test_identity_settings_and_bad_input() -> None:
+    lumas, abs_ = flickering_sequence(5)
+    for out, ab in zip(smooth_sequence(lumas, abs_, strength=0.0), abs_, strict=True):
+        np.testing.assert_array_equal(out, ab)
+    for out, ab in zip(smooth_sequence(lumas, abs_, radius=0), abs_, strict=True):
+        np.testing.assert_array_equal(out, ab)
+    with pytest.raises(UsageError):
+        TemporalSmoother(radius=-1)
+    with pytest.raises(UsageError):
+        TemporalSmoother(backend="cuda-magic")  # type: ignore[arg-type]
+    smoother = TemporalSmoother()
+    with pytest.raises(InputError):
+        smoother.push(lumas[0], abs_[0][0])
+    smoother.push(lumas[0], abs_[0])
+    with pytest.raises(InputError):
+        smoother.push(lumas[1], abs_[1][:, :20, :20])
+    with pytest.raises(InputError):
+        TemporalSmoother().smooth_at(3, lambda k: None)
+
+
+def test_random_access_from_several_threads_matches_streaming() -> None:
+    lumas, abs_ = flickering_sequence()
+    streamed = smooth_sequence(lumas, abs_, radius=2)
+    smoother = TemporalSmoother(radius=2, cache_frames=6)  # a small cache forces evictions and reloads
+
+    def loader(k: int) -> tuple[np.ndarray, np.ndarray] | None:
+        return (lumas[k], abs_[k]) if k < len(lumas) else None
+
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        results = list(pool.map(lambda n: smoother.smooth_at(n, loader), [9, 0, 4, 7, 1, 8, 2, 6, 3, 5]))
+    for n, got in zip([9, 0, 4, 7, 1, 8, 2, 6, 3, 5], results, strict=True):
+        np.testing.assert_array_equal(got, streamed[n])

@@ -1,0 +1,113 @@
+"""Global and knn transfers, the guided filter and reference loading (tiny synthetic images)."""
+
+import importlib.util
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from chromaflow.core.errors import InputError, UsageError
+from chromaflow.core.guided import guided_filter, guided_upsample
+from chromaflow.core.keyframes import load_references
+from chromaflow.core.labarrays import lab_planes_to_rgb, rgb_to_lab_planes, to_lightness
+from chromaflow.core.transfer_global import histogram, reinhard
+from chromaflow.core.transfer_knn import knn
+
+_spec = importlib.util.spec_from_file_location(
+    "transfer_synth", Path(__file__).with_name("transfer_synth.py")
+)
+assert _spec is not None and _spec.loader is not None
+synth = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(synth)
+
+
+def ab_of_l(l: np.ndarray) -> np.ndarray:
+    """A colour that is a (non-monotone) function of lightness."""
+    return np.stack([35 * np.cos(l / 15.0), 30 * np.sin(l / 20.0)], axis=-1).astype(np.float32)
+
+
+def pattern(seed: int, size: tuple[int, int] = (48, 64)) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return np.clip(50 + 35 * synth.smooth_noise(rng, size, 3.0), 10, 90).astype(np.float32)
+
+
+def rms(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.sqrt(np.mean((a - b) ** 2)))
+
+
+def test_knn_recovers_colour_that_is_a_function_of_lightness() -> None:
+    l_ref = pattern(0)
+    l_tgt = np.ascontiguousarray(np.rot90(l_ref))  # same lightness and texture statistics, other layout
+    ref = lab_planes_to_rgb(l_ref, ab_of_l(l_ref))
+    truth = ab_of_l(l_tgt)
+    out = knn(ref, l_tgt)
+    assert out.shape == (*l_tgt.shape, 2)
+    assert rms(out, truth) < 4.5
+    assert rms(out, truth) < 0.2 * rms(np.zeros_like(truth), truth)
+
+
+@pytest.mark.parametrize("method", [histogram, reinhard])
+def test_global_transfers_follow_lightness(method: object) -> None:
+    l_ref, l_tgt = pattern(2), pattern(3)
+    ref = lab_planes_to_rgb(l_ref, ab_of_l(l_ref))
+    truth = ab_of_l(l_tgt)
+    out = method(ref, l_tgt, bands=8)  # type: ignore[operator]
+    mean_only = np.broadcast_to(ab_of_l(l_ref).reshape(-1, 2).mean(0), truth.shape)
+    assert rms(out, truth) < 0.6 * rms(mean_only, truth)
+
+
+def test_reinhard_one_band_gives_the_reference_mean() -> None:
+    l_ref = pattern(4)
+    ab = np.zeros((*l_ref.shape, 2), np.float32)
+    ab[..., 0], ab[..., 1] = 20.0, -10.0
+    out = reinhard(lab_planes_to_rgb(l_ref, ab), pattern(5), bands=1)
+    np.testing.assert_allclose(out.reshape(-1, 2).mean(0), [20.0, -10.0], atol=0.5)
+
+
+def test_reinhard_matches_target_ab_moments_when_given() -> None:
+    rng = np.random.default_rng(0)
+    l = pattern(6)
+    ref_ab = np.stack([10 + 8 * rng.standard_normal(l.shape), -5 + 4 * rng.standard_normal(l.shape)], -1)
+    tgt_ab = np.stack([2 * rng.standard_normal(l.shape), 3 * rng.standard_normal(l.shape)], -1).astype(
+        np.float32
+    )
+    _, ref_ab_actual = rgb_to_lab_planes(lab_planes_to_rgb(l, ref_ab.astype(np.float32)))
+    out = reinhard(lab_planes_to_rgb(l, ref_ab.astype(np.float32)), l, target_ab=tgt_ab, bands=1)
+    np.testing.assert_allclose(out.reshape(-1, 2).std(0), ref_ab_actual.reshape(-1, 2).std(0), rtol=0.15)
+
+
+def test_guided_filter_keeps_edges_that_the_guide_has() -> None:
+    guide = np.zeros((32, 32), np.float32)
+    guide[:, 16:] = 80.0
+    src = np.where(guide[..., None] > 0, 30.0, -30.0).astype(np.float32) * np.ones((1, 1, 2), np.float32)
+    noisy = src + np.random.default_rng(0).normal(0, 5, src.shape).astype(np.float32)
+    out = guided_filter(guide, noisy, 3, 1.0)
+    assert abs(out[5, 14, 0] - -30) < 3 and abs(out[5, 17, 0] - 30) < 3  # no bleeding across the edge
+    assert out[:, :12].std() < noisy[:, :12].std() / 2  # smoothed inside regions
+    big = cv2.resize(guide, (64, 64), interpolation=cv2.INTER_NEAREST)
+    up = guided_upsample(guide, src, big, 2, 1.0)
+    assert up.shape == (64, 64, 2)
+    assert abs(up[10, 30, 0] - -30) < 2 and abs(up[10, 33, 0] - 30) < 2
+
+
+def test_to_lightness_reads_gray_planes_and_lstar() -> None:
+    gray = np.full((4, 4), 119, np.uint8)  # sRGB 119 is about L* 50
+    assert abs(float(to_lightness(gray).mean()) - 50.0) < 0.5
+    l = np.full((4, 4), 42.0, np.float32)
+    np.testing.assert_array_equal(to_lightness(l), l)
+    with pytest.raises(InputError):
+        to_lightness(np.zeros((4, 4), np.int32))
+
+
+def test_load_references_parses_specs(tmp_path: Path) -> None:
+    img = np.zeros((8, 10, 3), np.uint8)
+    img[..., 2] = 255  # BGR on disk: red
+    cv2.imwrite(str(tmp_path / "k.png"), img)
+    refs = load_references([f"3={tmp_path / 'k.png'}"])
+    assert list(refs) == [3]
+    np.testing.assert_allclose(refs[3][0, 0], [1.0, 0.0, 0.0])
+    with pytest.raises(UsageError):
+        load_references(["k.png"])
+    with pytest.raises(InputError):
+        load_references([f"0={tmp_path / 'missing.png'}"])

@@ -1,0 +1,88 @@
+"""VideoColorizer: random access and streaming give the same frames; bad set-ups are refused."""
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from chromaflow.core.errors import UsageError
+from chromaflow.core.video import VideoColorizer, VideoColorizerStream
+
+_spec = importlib.util.spec_from_file_location(
+    "transfer_synth", Path(__file__).with_name("transfer_synth.py")
+)
+assert _spec is not None and _spec.loader is not None
+synth = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(synth)
+
+
+def lightness_colorizer(l_star: np.ndarray) -> np.ndarray:
+    """A deterministic stand-in for a colour net (the real nets need weights): ab as a function of L*."""
+    return np.stack([0.5 * (l_star - 50.0), 20.0 * np.ones_like(l_star)], axis=-1).astype(np.float32)
+
+
+def streamed(frames: list[np.ndarray], **options: object) -> dict[int, tuple[np.ndarray, dict[str, object]]]:
+    stream = VideoColorizerStream(**options)
+    out: dict[int, tuple[np.ndarray, dict[str, object]]] = {}
+    order: list[int] = []
+    for f in frames:
+        for r in stream.push(f):
+            out[r.frame_index] = (r.ab, r.info)
+            order.append(r.frame_index)
+    for r in stream.flush():
+        out[r.frame_index] = (r.ab, r.info)
+        order.append(r.frame_index)
+    assert order == list(range(len(frames)))
+    return out
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"transfer": "auto", "smooth_radius": 1},
+        {"transfer": "propagate", "smooth_radius": 0, "cache_every": 2},
+        {"transfer": None, "smooth_radius": 2},
+    ],
+)
+def test_streaming_equals_random_access(options: dict[str, object]) -> None:
+    ls, abs_ = synth.translated_sequence(n=9, step=(1, 1))
+    opts = dict(options)
+    if opts.pop("transfer") is None:
+        opts["colorizer"] = lightness_colorizer
+    else:
+        opts["references"] = {0: synth.rgb_of(ls[0], abs_[0]), 6: synth.rgb_of(ls[6], abs_[6])}
+        opts["transfer"] = options["transfer"]
+    random_access = VideoColorizer(len(ls), lambda t: ls[t], **opts)  # type: ignore[arg-type]
+    expected = {t: (random_access.ab(t), random_access.info(t)) for t in reversed(range(len(ls)))}
+    got = streamed(ls, **opts)
+    for t in range(len(ls)):
+        np.testing.assert_array_equal(got[t][0], expected[t][0])
+        assert got[t][1] == expected[t][1]
+    assert expected[0][0].shape == (2, *ls[0].shape)
+
+
+def test_stream_lookahead_is_bounded_by_the_next_keyframe() -> None:
+    ls, abs_ = synth.translated_sequence(n=8)
+    stream = VideoColorizerStream(
+        references={0: synth.rgb_of(ls[0], abs_[0]), 5: synth.rgb_of(ls[5], abs_[5])}
+    )
+    ready = [len(stream.push(f)) for f in ls]
+    # frame 0 is a keyframe (ready at once); frames 1..5 wait for keyframe 5; 6 and 7 have no later keyframe
+    assert ready == [1, 0, 0, 0, 0, 5, 1, 1]
+    assert stream.flush() == []
+
+
+def test_colorizer_fallback_and_transfer_colours() -> None:
+    ls, _ = synth.translated_sequence(n=4)
+    vc = VideoColorizer(len(ls), lambda t: ls[t], colorizer=lightness_colorizer)
+    ab = vc.ab(2)
+    np.testing.assert_allclose(ab[1].mean(), 20.0, atol=0.5)
+    rgb = vc.rgb(2)
+    assert rgb.shape == (*ls[2].shape, 3) and rgb.min() >= 0 and rgb.max() <= 1
+    assert vc.info(2)["keyframe_distance"] == -1
+
+
+def test_nothing_to_colour_with_is_a_usage_error() -> None:
+    with pytest.raises(UsageError):
+        VideoColorizer(3, lambda t: np.zeros((16, 16), np.float32))
