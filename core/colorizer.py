@@ -13,6 +13,7 @@ Every colour net follows one protocol (:class:`ColorNet`): ``forward(l, ab_hint,
 
 import logging
 from collections.abc import Sequence
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
@@ -22,7 +23,15 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from chromaflow.core import registry
-from chromaflow.core.colour import YCbCrFormat, lab_to_rgb, lightness, quantize, rgb_to_ycbcr
+from chromaflow.core.colour import (
+    Siting,
+    YCbCrFormat,
+    downsample_chroma,
+    lab_to_rgb,
+    lightness,
+    quantize,
+    rgb_to_ycbcr,
+)
 from chromaflow.core.device import Placement
 from chromaflow.core.errors import InputError, ModelError, UsageError
 from chromaflow.core.hints import Hint, hint_tensors
@@ -133,6 +142,57 @@ def join_in_gamut(l: Tensor, ab: Tensor) -> tuple[Tensor, Tensor]:
     return rgb.clamp(0.0, 1.0), ab
 
 
+@lru_cache(maxsize=16)
+def _lightness_table(fmt: YCbCrFormat) -> Tensor:
+    """L* of the gray picture R' = G' = B' = E'Y for every integer Y' code value of ``fmt`` (float32, CPU)."""
+    ys, yo, _, _ = fmt.scale_offset()
+    codes = torch.arange(fmt.peak + 1, dtype=torch.float64)
+    gray = ((codes - yo) / ys).clamp(0.0, 1.0).view(1, 1, -1).expand(3, 1, -1)
+    return lightness(gray).flatten().to(torch.float32)
+
+
+def ycbcr_lightness(y: Tensor | np.ndarray, fmt: YCbCrFormat) -> Tensor:
+    """CIE L* (float32, same shape) of Y' code values: how every host reads a luma plane.
+
+    L* is that of the gray picture R' = G' = B' = E'Y. Integer planes go through a table of ``fmt``'s code values
+    (exact and fast); float planes (float formats, or float code values) are converted directly. The result is on
+    the input's device (numpy input: on the CPU).
+    """
+    integer = not (
+        np.issubdtype(y.dtype, np.floating) if isinstance(y, np.ndarray) else y.is_floating_point()
+    )
+    if integer and fmt.bits is None:
+        raise InputError("a float Y'CbCr format needs float Y' samples in [0, 1]")
+    if isinstance(y, np.ndarray):
+        if integer:
+            return torch.from_numpy(_lightness_table(fmt).numpy()[np.clip(y, 0, fmt.peak)])
+        t = torch.from_numpy(y.astype(np.float32))  # a copy: frames handed in may be read-only
+    else:
+        t = y
+    if integer:
+        return _lightness_table(fmt).to(t.device)[t.to(torch.int64).clamp(0, fmt.peak)]
+    ys, yo, _, _ = fmt.scale_offset()
+    gray = ((t.to(torch.float32) - yo) / ys).clamp(0.0, 1.0)
+    return lightness(gray.unsqueeze(-3).expand(*gray.shape[:-2], 3, *gray.shape[-2:])).squeeze(-3)
+
+
+def ycbcr_chroma(
+    l: Tensor, ab: Tensor, fmt: YCbCrFormat, factors: tuple[int, int] = (1, 1), siting: Siting = "left"
+) -> Tensor:
+    """Chroma code values ``(N, 2, h, w)`` of ``fmt`` for full-resolution L* ``(N, 1, H, W)`` and ab ``(N, 2, H, W)``.
+
+    The one place where colour becomes Y'CbCr for every host: L* and ab are joined in gamut (:func:`join_in_gamut`:
+    L* and hue kept, chroma reduced where sRGB cannot show it), converted with ``fmt``'s matrix and range,
+    subsampled by ``factors`` (vertical, horizontal) at ``siting``, and, for integer formats, rounded to int32 code
+    values; float formats give float32 in [-0.5, 0.5]. The caller keeps its own Y' plane.
+    """
+    rgb, _ = join_in_gamut(l.to(torch.float32), ab.to(device=l.device, dtype=torch.float32))
+    chroma = rgb_to_ycbcr(rgb, fmt)[:, 1:3]
+    if tuple(factors) != (1, 1):
+        chroma = downsample_chroma(chroma, factors, siting)
+    return chroma.to(torch.float32) if fmt.bits is None else quantize(chroma, fmt.bits)
+
+
 def _luma_of(rgb: Tensor) -> Tensor:
     """L* of ``(N, 1|3, H, W)`` R'G'B' (one channel means a gray image, R' = G' = B')."""
     if rgb.shape[1] == 1:
@@ -204,15 +264,21 @@ class Colorizer:
         return hints or ()
 
     @torch.inference_mode()
-    def predict_ab(self, l: Tensor, hints: Sequence[Hint] | None = None) -> Tensor:
-        """ab ``(N, 2, H, W)`` (float32, on the compute device) for full-resolution L* ``(N, 1, H, W)``."""
+    def predict_ab(
+        self, l: Tensor, hints: Sequence[Hint] | None = None, hint_size: tuple[int, int] | None = None
+    ) -> Tensor:
+        """ab ``(N, 2, H, W)`` (float32, on the compute device) for L* ``(N, 1, H, W)``.
+
+        ``hints`` are in pixels of a ``hint_size`` ``(height, width)`` frame (default: ``l``'s own size), so a
+        caller working on a reduced copy of a frame passes the full frame's size and its hints unchanged.
+        """
         hints = self._check_hints(hints)
         dev, dtype = self.placement.device, self.placement.dtype
         n, _, height, width = l.shape
         l = l.to(device=dev, dtype=torch.float32)
         side = (self.size, self.size)
         small = l if (height, width) == side else F.interpolate(l, side, mode="bilinear", antialias=True)
-        ab_hint, mask = hint_tensors(hints, (height, width), side, device=dev, dtype=dtype)
+        ab_hint, mask = hint_tensors(hints, hint_size or (height, width), side, device=dev, dtype=dtype)
         outputs = []
         for start in range(0, n, self.batch_size):
             chunk = small[start : start + self.batch_size].to(dtype)
@@ -304,13 +370,18 @@ class Colorizer:
         return np.ascontiguousarray(out[:, :, ::-1])
 
     def colorize_ycbcr(
-        self, y_plane: Tensor | np.ndarray, fmt: YCbCrFormat, hints: Sequence[Hint] | None = None
+        self,
+        y_plane: Tensor | np.ndarray,
+        fmt: YCbCrFormat,
+        hints: Sequence[Hint] | None = None,
+        factors: tuple[int, int] = (1, 1),
+        siting: Siting = "left",
     ) -> tuple[Any, Any]:
-        """Full-resolution (Cb, Cr) planes for a Y' plane ``(H, W)`` or ``(N, H, W)``.
+        """(Cb, Cr) planes for a Y' plane ``(H, W)`` or ``(N, H, W)``, subsampled by ``factors`` at ``siting``.
 
-        L* is taken from the gray picture R' = G' = B' = Y' (normalised from its code values); the caller keeps
-        its own Y' plane unchanged and pairs it with these chroma planes. Integer formats give integer code values
-        (the input's dtype for integer input, else int32/uint16), float formats float32 in [-0.5, 0.5].
+        L* comes from :func:`ycbcr_lightness`, chroma from :func:`ycbcr_chroma` (the steps every host shares); the
+        caller keeps its own Y' plane unchanged and pairs it with these chroma planes. Integer formats give integer
+        code values (the input's dtype for integer input, else int32), float formats float32 in [-0.5, 0.5].
         """
         is_numpy = isinstance(y_plane, np.ndarray)
         y = torch.from_numpy(np.asarray(y_plane)) if is_numpy else y_plane
@@ -319,16 +390,11 @@ class Colorizer:
             raise InputError(f"expected a Y' plane shaped (H, W) or (N, H, W), got {tuple(y.shape)}")
         if fmt.bits is None and not y.is_floating_point():
             raise InputError("a float Y'CbCr format needs float Y' samples in [0, 1]")
-        batch = (y[None] if y.dim() == 2 else y)[:, None].to(
-            device=self.placement.device, dtype=torch.float32
-        )
-        ys, yo, _, _ = fmt.scale_offset()
-        gray = ((batch - yo) / ys).clamp(0.0, 1.0)
-        rgb, _ = self.colorize_luma(_luma_of(gray), hints)
-        ycc = rgb_to_ycbcr(rgb, fmt)[:, 1:3]
+        batch = y[None] if y.dim() == 2 else y
+        l = ycbcr_lightness(batch.to(self.placement.device), fmt)[:, None]
+        planes = ycbcr_chroma(l, self.predict_ab(l, hints), fmt, factors, siting)
         if y.dim() == 2:
-            ycc = ycc[0]
-        planes: Tensor = ycc if fmt.bits is None else quantize(ycc, fmt.bits)
+            planes = planes[0]
         if fmt.bits is not None and not y.is_floating_point():
             planes = planes.to(y.dtype)
         planes = planes.to(y.device) if not is_numpy else planes.cpu()

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import BinaryIO, Literal
 
 from chromaflow.core.errors import ModelError
+from chromaflow.core.filemode import set_output_mode
 from chromaflow.core.paths import models_dir
 
 log = logging.getLogger(__name__)
@@ -239,6 +240,7 @@ def _stage_file(spec: ModelSpec) -> tuple[Path, BinaryIO]:
     folder = models_dir()
     folder.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{spec.filename}.", suffix=".part", dir=folder)
+    set_output_mode(fd, tmp)  # mkstemp's 0600 would survive the rename
     return Path(tmp), os.fdopen(fd, "wb")
 
 

@@ -14,6 +14,7 @@ from types import TracebackType
 from typing import IO, Any, Protocol, Self
 
 from chromaflow.core.errors import OutputError
+from chromaflow.core.filemode import set_output_mode
 
 
 class FrameLike(Protocol):
@@ -37,6 +38,7 @@ class _AtomicText:
             raise OutputError(f"cannot write {self.path}: folder {folder} does not exist; create it first")
         try:
             fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".part", dir=folder)
+            set_output_mode(fd, tmp)  # mkstemp's 0600 would survive the rename
         except OSError as exc:
             raise OutputError(f"cannot write in {folder}: {exc}") from exc
         self._tmp = Path(tmp)

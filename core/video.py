@@ -5,7 +5,9 @@ One frame's colour comes from, in order of preference:
 1. keyframe transfer (:class:`~chromaflow.core.keyframes.KeyframeTransfer`) when references are given, with the
    automatic colorizer (if any) as its low-confidence fallback;
 2. otherwise the automatic colorizer (:class:`~chromaflow.core.colorizer.Colorizer` or any object with
-   ``predict_ab``).
+   ``predict_ab``), run on fixed blocks of ``batch_size`` frames (frames ``b * batch_size ..``: a frame's batch, and
+   so its colour, does not depend on the access order), with optional colour ``hints`` in full-frame pixels (one
+   list for every frame, or ``{frame: [hints]}``).
 
 ab is computed at a working resolution (longer side ``max_side``), optionally smoothed over time
 (:class:`~chromaflow.core.smoothing.TemporalSmoother`, radius ``smooth_radius``, reset at scene cuts) and brought to
@@ -17,7 +19,11 @@ Access patterns, one core (:meth:`VideoColorizer.ab`), so they give identical fr
   order, from several threads;
 - streaming: :class:`VideoColorizerStream` ``push(luma)`` returns the frames that became ready, ``flush()`` the rest.
   A frame is ready once every frame it depends on has arrived (:meth:`VideoColorizer.horizon`: the smoothing window
-  and, for propagation, the next keyframe within ``max_distance``), so the lookahead is bounded.
+  and, for propagation, the next keyframe within ``max_distance``; for the model, the end of the block), so the
+  lookahead is bounded (:attr:`VideoColorizer.lookahead`).
+
+Hosts turn ``ab(n)`` and the frame's L* into Y'CbCr chroma with :func:`chromaflow.core.colorizer.ycbcr_chroma` (L* of
+a Y' plane: :func:`chromaflow.core.colorizer.ycbcr_lightness`), so every host writes the same code values.
 
 Frames (``get_luma(n)`` / ``push``) are L* float ``(H, W)``, sRGB gray planes (uint8/uint16) or RGB frames.
 """

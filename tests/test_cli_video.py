@@ -3,6 +3,7 @@
 import io
 import json
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -148,6 +149,98 @@ def test_exit_codes(
     assert sorted(p.name for p in tmp_path.iterdir()) == before, "a failed run writes nothing"
 
 
+# ------------------------------------------------------------------------------------- references, progress
+
+
+def _load_plugin_module(name: str, path: Path) -> object:
+    """A host plug-in's plain-Python half (no bpy / obspython needed), loaded from its file."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up while the class is built
+    spec.loader.exec_module(module)
+    return module
+
+
+def _decoded(path: Path) -> list[av.VideoFrame]:
+    with av.open(str(path)) as c:
+        return list(c.decode(video=0))
+
+
+def test_ref_transfer_end_to_end_with_json_progress(tmp_path: Path) -> None:
+    """--model none --ref 0=key.png: keyframe transfer alone, on real files; the luma is the input's, bit for bit."""
+    import cv2
+
+    src = tmp_path / "gray.mkv"
+    write_clip(src, frames=8, codec="ffv1", pix_fmt="yuv420p")
+    colour = _decoded(src)
+    key = tmp_path / "key.png"
+    cv2.imwrite(str(key), colour[0].to_ndarray(format="rgb24")[:, :, ::-1])
+    out = tmp_path / "out.mkv"
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.run(
+        [sys.executable, "-m", "chromaflow.plugins.cli.main", "colorize", str(src), str(out), "--model", "none",
+         "--ref", f"0={key}", "--transfer", "propagate", "--smooth", "1", "--codec", "ffv1", "--progress", "json"],
+        capture_output=True, text=True, timeout=180, check=False, cwd=root,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    got = _decoded(out)
+    assert len(got) == 8
+    for a, b in zip(colour, got, strict=True):
+        assert np.array_equal(plane_view(a, 0), plane_view(b, 0)), "luma of the output == luma of the input"
+    err = np.abs(plane_view(got[0], 1).astype(int) - plane_view(colour[0], 1).astype(int)).mean()
+    neutral = np.abs(plane_view(colour[0], 1).astype(int) - 128).mean()
+    assert err < 0.25 * neutral, "the keyframe carries its reference's colours"
+    # --progress json: every stderr line is a JSON object the Blender add-on and the OBS script understand
+    lines = [json.loads(line) for line in proc.stderr.splitlines() if line.strip()]
+    assert lines and all(set(d) == {"frames", "total", "fps"} for d in lines)
+    assert lines[-1]["frames"] == 8 and lines[-1]["total"] in (8, None)
+    assert [d["frames"] for d in lines] == sorted(d["frames"] for d in lines)
+    blender = _load_plugin_module("cf_blender_logic", root / "plugins/blender/chromaflow_vse/logic.py")
+    parser = blender.ProgressParser()  # type: ignore[attr-defined]
+    parser.feed(proc.stderr)
+    assert parser.progress.done == 8
+    obs = _load_plugin_module("cf_obs_logic", root / "plugins/obs/chromaflow_obs_logic.py")
+    assert obs.progress_of(proc.stderr.splitlines()[-1])[0] == 8  # type: ignore[attr-defined]
+
+
+def test_ref_with_a_model_and_option_errors(
+    tiny_model: str, clip: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import cv2
+
+    key = tmp_path / "key.png"
+    cv2.imwrite(str(key), _decoded(clip)[2].to_ndarray(format="rgb24")[:, :, ::-1])
+    out = tmp_path / "out.mkv"
+    args = [
+        "colorize",
+        str(clip),
+        str(out),
+        "--model",
+        tiny_model,
+        "--size",
+        "32",
+        "--ref",
+        f"2={key}",
+        "--json",
+    ]
+    assert main(args) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["references"] == [2] and summary["transfer"] == "auto" and summary["smooth"] == 2
+    for bad, code, message in (
+        (["--model", "none"], 2, "nothing to colour with"),
+        (["--ref", "two=key.png"], 2, "N=IMAGE"),
+        (["--ref", f"0={tmp_path / 'missing.png'}"], 3, "does not exist"),
+        (["--ref", f"0={key}", "--hint", "5,5,#ff0000"], 2, "hints"),
+    ):
+        target = tmp_path / "bad.mkv"
+        assert main(["colorize", str(clip), str(target), "--size", "32", "--model", tiny_model, *bad]) == code
+        assert message in capsys.readouterr().err
+        assert not target.exists()
+
+
 # ----------------------------------------------------------------------------------------------- deepfake
 
 
@@ -184,6 +277,12 @@ def test_deepfake_overlay_scores_and_vtt(
     assert [row["frame"] for row in lines[:-1]] == [0, 2] and lines[0]["time"] == 0.0
     assert lines[0]["faces"] and "video" in lines[-1] and lines[-1]["video"]["frames"] == 2
     assert vtt.read_text().startswith("WEBVTT")
+    plain = tmp_path / "plain.txt"
+    plain.write_text("")  # what the umask gives a file created the ordinary way
+    for sidecar in (scores, vtt):
+        assert stat.S_IMODE(sidecar.stat().st_mode) == stat.S_IMODE(plain.stat().st_mode), (
+            f"{sidecar.name} has the mode of a plainly created file, not mkstemp's 0600"
+        )
     summary = json.loads(captured.out)
     assert summary["frames_out"] == 4 and summary["video"]["model"] == "meso4-df"
     with av.open(str(out)) as c:

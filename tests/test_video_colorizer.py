@@ -5,8 +5,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
+from chromaflow.core.colorizer import Colorizer
 from chromaflow.core.errors import UsageError
+from chromaflow.core.hints import parse_hint
+from chromaflow.core.nets.base import BaseColorNet
+from chromaflow.core.propagate import PropagationParams
 from chromaflow.core.video import VideoColorizer, VideoColorizerStream
 
 _spec = importlib.util.spec_from_file_location(
@@ -86,3 +91,53 @@ def test_colorizer_fallback_and_transfer_colours() -> None:
 def test_nothing_to_colour_with_is_a_usage_error() -> None:
     with pytest.raises(UsageError):
         VideoColorizer(3, lambda t: np.zeros((16, 16), np.float32))
+
+
+def _tiny_colorizer() -> Colorizer:
+    torch.manual_seed(0)
+    return Colorizer(BaseColorNet(width=8).eval(), device="cpu", size=32)
+
+
+def test_batched_model_streaming_equals_random_access_in_any_order() -> None:
+    """The model runs on fixed blocks of batch_size frames, so order (and threads) cannot change a frame's colour."""
+    ls, _ = synth.translated_sequence(n=8, step=(1, 1))
+    opts = {"colorizer": _tiny_colorizer(), "smooth_radius": 1, "batch_size": 3}
+    vc = VideoColorizer(len(ls), lambda t: ls[t], **opts)  # type: ignore[arg-type]
+    order = [5, 7, 0, 3, 6, 1, 4, 2]  # the last block (6, 7) is partial
+    expected = {t: vc.ab(t) for t in order}
+    got = streamed(ls, **opts)
+    for t in range(len(ls)):
+        np.testing.assert_array_equal(got[t][0], expected[t])
+    assert vc.lookahead == 1 + 2
+    stream = VideoColorizerStream(**opts)
+    ready = [len(stream.push(f)) for f in ls]
+    # frame n waits for the end of the block holding frame n + 1: frames 0-1 after frame 2, 2-4 after 5, the rest
+    assert ready == [0, 0, 2, 0, 0, 3, 0, 0] and len(stream.flush()) == 3
+
+
+class HintEcho(torch.nn.Module):
+    """Paints exactly its hints (ab under the mask, grey elsewhere)."""
+
+    accepts_hints = True
+
+    def forward(self, l: torch.Tensor, ab_hint: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return ab_hint * mask
+
+
+def test_hints_are_in_full_frame_pixels_at_any_working_resolution() -> None:
+    ls = [np.full((96, 128), 60.0, np.float32)] * 2
+    echo = Colorizer(HintEcho(), device="cpu", size=32)
+    hints = {1: [parse_hint("100,70,#ff0000,16")]}
+    vc = VideoColorizer(
+        2, lambda t: ls[t], colorizer=echo, hints=hints, params=PropagationParams(max_side=32)
+    )
+    a = vc.ab(1)[0]
+    ys, xs = np.nonzero(a > 0.5 * a.max())
+    assert a.max() > 20 and abs(xs.mean() - 100) < 8 and abs(ys.mean() - 70) < 8
+    assert np.abs(vc.ab(0)).max() < 1e-3, "frame 0 has no hints"
+    with pytest.raises(UsageError, match="hints"):
+        VideoColorizer(
+            2, lambda t: ls[t], colorizer=echo, hints=hints, references={0: np.zeros((96, 128, 3))}
+        )
+    with pytest.raises(UsageError, match="hints"):
+        VideoColorizer(2, lambda t: ls[t], colorizer=lightness_colorizer, hints=hints)

@@ -13,6 +13,7 @@ as the input), 130 interrupted. A failed or interrupted run leaves no output fil
 import argparse
 import json
 import sys
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -36,8 +37,19 @@ def add_encode_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+PROGRESS_MODES = ("auto", "bar", "json", "none")
+
+
 def add_ui_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--quiet", action="store_true", help="no progress output (same as --progress none)")
+    parser.add_argument(
+        "--progress",
+        choices=PROGRESS_MODES,
+        default="auto",
+        help="progress on stderr: a bar (auto: when stderr is a terminal), or json: one line "
+        '{"frames": N, "total": T, "fps": F} about twice a second and at the end (T is null when unknown), '
+        "for programs such as the Blender add-on and the OBS script",
+    )
     parser.add_argument(
         "--json", action="store_true", help="print a JSON summary on stdout (not with OUT = -)"
     )
@@ -51,30 +63,69 @@ def check_json(args: argparse.Namespace, out: str | None) -> None:
 
 
 class Progress:
-    """A tqdm bar on stderr (frames, fps, ETA) when stderr is a terminal and not --quiet; else silent."""
+    """Progress on stderr: a tqdm bar (frames, fps, ETA), JSON lines, or nothing.
 
-    def __init__(self, enabled: bool, desc: str) -> None:
-        self.enabled = enabled and sys.stderr.isatty()
+    ``mode``: ``bar``, ``json``, ``none``, or ``auto`` (a bar when stderr is a terminal, else nothing). JSON lines
+    look like ``{"frames": 45, "total": 100, "fps": 12.5}`` (``total`` null when unknown): one at the start, then at
+    most one per ``interval`` seconds, and a last one when the run ends.
+    """
+
+    def __init__(self, mode: str, desc: str, interval: float = 0.5) -> None:
+        if mode not in PROGRESS_MODES:
+            raise UsageError(f"--progress {mode!r}: use one of {', '.join(PROGRESS_MODES)}")
+        if mode == "auto":
+            mode = "bar" if sys.stderr.isatty() else "none"
+        self.mode = mode
         self.desc = desc
+        self.interval = interval
         self._bar: Any = None
+        self._total: int | None = None
+        self._done = 0
+        self._started: float | None = None
+        self._last = 0.0
+
+    @property
+    def enabled(self) -> bool:
+        return self.mode != "none"
 
     def start(self, source: InputSource) -> None:
-        if not self.enabled:
+        if self.mode == "none":
             return
-        from tqdm import tqdm
+        total = estimate_frames(source)
+        self._total = int(total) if total else None
+        self._started = self._last = time.monotonic()
+        if self.mode == "bar":
+            from tqdm import tqdm
 
-        self._bar = tqdm(
-            total=estimate_frames(source), desc=self.desc, unit="frame", file=sys.stderr, dynamic_ncols=True
-        )
+            self._bar = tqdm(
+                total=self._total, desc=self.desc, unit="frame", file=sys.stderr, dynamic_ncols=True
+            )
+        else:
+            self._line()
 
     def update(self, n: int) -> None:
+        self._done += n
         if self._bar is not None:
             self._bar.update(n)
+        elif self.mode == "json" and time.monotonic() - self._last >= self.interval:
+            self._line()
+
+    def _line(self) -> None:
+        now = time.monotonic()
+        elapsed = now - (self._started if self._started is not None else now)
+        fps = round(self._done / elapsed, 2) if elapsed > 0 else 0.0
+        print(
+            json.dumps({"frames": self._done, "total": self._total, "fps": fps}), file=sys.stderr, flush=True
+        )
+        self._last = now
 
     def close(self) -> None:
         if self._bar is not None:
             self._bar.close()
             self._bar = None
+        if self.mode == "json" and self._started is not None:
+            self._line()
+            self._started = None
 
 
 def run_video(
@@ -87,7 +138,7 @@ def run_video(
 ) -> TranscodeReport:
     """Transcode ``src`` to ``dest`` through ``nodes`` with the encoder options, progress and --json of ``args``."""
     check_json(args, dest)
-    progress = Progress(not args.quiet, desc)
+    progress = Progress("none" if args.quiet else getattr(args, "progress", "auto"), desc)
     try:
         report = transcode(
             src,
