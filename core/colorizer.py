@@ -233,7 +233,7 @@ class Colorizer:
 
     def __init__(
         self,
-        model: str | Path | nn.Module = "siggraph17",
+        model: str | Path | nn.Module = "base",
         device: str | torch.device | None = None,
         precision: str | None = None,
         size: int = 256,

@@ -62,7 +62,7 @@ _SPECS = (
         "base",
         "base",
         "base.pt",
-        None,
+        "ce948e49bc24e9f13d80d107c925c7cb7d21efc21a9b36ada83cd779fc30cb62",
         None,
         "BSD-3-Clause (chromaflow; see core/weights/base.md)",
         256,

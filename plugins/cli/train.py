@@ -31,7 +31,10 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     )
     p.add_argument("--hints", action="store_true", help="simulate user colour hints during training")
     p.add_argument(
-        "--init", default=None, metavar="MODEL", help="start from a registered model, or a weights file of --arch (fine-tuning)"
+        "--init",
+        default=None,
+        metavar="MODEL",
+        help="start from a registered model, or a weights file of --arch (fine-tuning)",
     )
     p.add_argument(
         "--resume", type=Path, default=None, metavar="CKPT", help="continue a run from its checkpoint"
@@ -48,6 +51,12 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     p.add_argument("--val-every", type=int, default=250)
     p.add_argument("--device", default=None, help="auto, cpu, cuda or cuda:N")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--rebalance",
+        type=float,
+        default=0.0,
+        help="class rebalancing of the colour-bin loss (Zhang et al.'s lambda, e.g. 0.5; 0: off)",
+    )
     p.add_argument("--width", type=int, default=24, help="channel width of the base architecture")
     p.add_argument(
         "--threads",

@@ -1,0 +1,171 @@
+#!/usr/bin/env python3
+"""Image colorization quality on CBSD68: PSNR, SSIM and colourfulness of ``base`` against the gray baseline.
+
+The gray input is the L* plane of each ground-truth photo. ``base`` runs at ``--size`` (default 256) on the
+whole image, its ab is upsampled bilinearly to full resolution and joined with the full-resolution L*. With
+``--hints N`` (default 5) it also runs with N hint points per image: 3x3 squares at seeded random positions of the
+net's input grid, carrying the ground truth's mean ab there (SIGGRAPH17-style).
+Prints a table (stderr) and writes JSON to benchmarks/results/quality.json (stdout: the JSON path).
+
+Targets (issue 9): PSNR >= gray + 1.0 dB with colourfulness >= 50% of the ground truth; with 5 hints PSNR >=
+gray + 4 dB.
+"""
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from chromaflow.core.colour import lab_to_rgb, rgb_to_lab
+from chromaflow.core.nets.base import build_base
+from chromaflow.core.training import points_hints
+
+REPO = Path(__file__).resolve().parent.parent
+
+try:
+    from chromaflow.core.metrics import colorfulness, psnr, ssim
+except ImportError:  # metrics module not available: small local versions
+    from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+    def psnr(a, b, data_range=255.0):  # type: ignore[no-untyped-def]
+        return float(
+            peak_signal_noise_ratio(np.asarray(b, float), np.asarray(a, float), data_range=data_range)
+        )
+
+    def ssim(a, b, data_range=255.0, channel_axis=None):  # type: ignore[no-untyped-def]
+        return float(
+            structural_similarity(
+                np.asarray(a, float),
+                np.asarray(b, float),
+                data_range=data_range,
+                channel_axis=channel_axis,
+                gaussian_weights=True,
+                sigma=1.5,
+                use_sample_covariance=False,
+            )
+        )
+
+    def colorfulness(rgb, channel_axis=-1):  # type: ignore[no-untyped-def]
+        img = np.moveaxis(np.asarray(rgb, float), channel_axis, -1)
+        rg = img[..., 0] - img[..., 1]
+        yb = 0.5 * (img[..., 0] + img[..., 1]) - img[..., 2]
+        return float(np.hypot(rg.std(), yb.std()) + 0.3 * np.hypot(rg.mean(), yb.mean()))
+
+
+def to_uint8(rgb: torch.Tensor) -> np.ndarray:
+    return (rgb.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
+
+
+@torch.no_grad()
+def colorize(net: torch.nn.Module, lab: torch.Tensor, size: int, hints: int, seed: int) -> torch.Tensor:
+    """Full-resolution sRGB (3, H, W) from the L* of ``lab`` (3, H, W), optionally with ground-truth hints."""
+    l_full = lab[None, :1]
+    small = F.interpolate(lab[None], size=(size, size), mode="area")
+    l = small[:, :1]
+    if hints:
+        hint, mask = points_hints(small[:, 1:], hints, np.random.default_rng(seed))
+    else:
+        hint, mask = torch.zeros_like(small[:, 1:]), torch.zeros_like(l)
+    ab = net(l, hint, mask).float()
+    ab = F.interpolate(ab, size=l_full.shape[2:], mode="bilinear", align_corners=False)
+    return lab_to_rgb(torch.cat((l_full, ab), dim=1))[0]
+
+
+def evaluate(weights: Path, data: Path, size: int, hints: int) -> dict:
+    net = build_base(state_dict=torch.load(weights, map_location="cpu", weights_only=True))
+    files = sorted(data.glob("*.png"))
+    if not files:
+        raise SystemExit(f"no PNG files in {data}")
+    rows: dict[str, list[tuple[float, float, float]]] = {
+        "gt": [],
+        "gray": [],
+        "base": [],
+        f"base+{hints}hints": [],
+    }
+    started = time.monotonic()
+    for i, f in enumerate(files):
+        bgr = cv2.imread(str(f), cv2.IMREAD_COLOR)
+        rgb = torch.from_numpy(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)).permute(2, 0, 1).float() / 255
+        gt8 = to_uint8(rgb)
+        lab = rgb_to_lab(rgb)
+        gray = lab_to_rgb(torch.cat((lab[:1], torch.zeros_like(lab[1:])), dim=0))
+        outputs = {"gray": gray, "base": colorize(net, lab, size, 0, i)}
+        if hints:
+            outputs[f"base+{hints}hints"] = colorize(net, lab, size, hints, i)
+        rows["gt"].append((float("inf"), 1.0, colorfulness(gt8)))
+        for name, out in outputs.items():
+            o8 = to_uint8(out)
+            rows[name].append((psnr(o8, gt8), ssim(o8, gt8, channel_axis=-1), colorfulness(o8)))
+    seconds = time.monotonic() - started
+    summary = {}
+    for name, vals in rows.items():
+        if not vals:
+            continue
+        arr = np.array(vals)
+        summary[name] = {
+            "psnr": float(arr[:, 0].mean()) if name != "gt" else None,
+            "ssim": float(arr[:, 1].mean()),
+            "colorfulness": float(arr[:, 2].mean()),
+        }
+    gt_cf = summary["gt"]["colorfulness"]
+    gray_psnr = summary["gray"]["psnr"]
+    for name in summary:
+        if name != "gt":
+            summary[name]["colorfulness_ratio"] = summary[name]["colorfulness"] / gt_cf
+            summary[name]["psnr_gain_db"] = summary[name]["psnr"] - gray_psnr
+    targets = {
+        "auto_psnr_gain>=1.0": summary["base"]["psnr_gain_db"] >= 1.0,
+        "auto_colorfulness_ratio>=0.5": summary["base"]["colorfulness_ratio"] >= 0.5,
+    }
+    if hints:
+        targets[f"{hints}hints_psnr_gain>=4.0"] = summary[f"base+{hints}hints"]["psnr_gain_db"] >= 4.0
+    return {
+        "dataset": str(data),
+        "images": len(files),
+        "size": size,
+        "hints": hints,
+        "weights": str(weights),
+        "temperature": getattr(net, "temperature", None),
+        "seconds": seconds,
+        "machine": f"{platform.machine()} CPU, torch {torch.__version__}, {torch.get_num_threads()} threads",
+        "results": summary,
+        "targets_met": targets,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--weights", type=Path, default=REPO / "core/weights/base.pt")
+    parser.add_argument("--data", type=Path, default=REPO.parent / "shared/data/images-dev/CBSD68")
+    parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--hints", type=int, default=5)
+    parser.add_argument("--out", type=Path, default=REPO / "benchmarks/results/quality.json")
+    parser.add_argument("--threads", type=int, default=0)
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    report = evaluate(args.weights, args.data, args.size, args.hints)
+    print(f"{'method':<14}{'PSNR dB':>9}{'gain':>7}{'SSIM':>8}{'colourf.':>10}{'ratio':>7}", file=sys.stderr)
+    for name, r in report["results"].items():
+        p = "" if r["psnr"] is None else f"{r['psnr']:.2f}"
+        g = f"{r['psnr_gain_db']:+.2f}" if "psnr_gain_db" in r else ""
+        ratio = f"{r['colorfulness_ratio']:.2f}" if "colorfulness_ratio" in r else ""
+        print(f"{name:<14}{p:>9}{g:>7}{r['ssim']:>8.4f}{r['colorfulness']:>10.2f}{ratio:>7}", file=sys.stderr)
+    print(f"targets: {report['targets_met']}", file=sys.stderr)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = args.out.with_suffix(".json.part")
+    tmp.write_text(json.dumps(report, indent=2) + "\n")
+    tmp.replace(args.out)
+    print(str(args.out))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,188 @@
+"""Training pipeline and the built-in ``base`` net: tiny runs on generated images."""
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from chromaflow.core import training
+from chromaflow.core.errors import InputError
+from chromaflow.core.nets.base import TEMPERATURE_KEY, BaseColorNet, build_base, propagate_hint_residual
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> None:
+    torch.set_num_threads(1)
+
+
+@pytest.fixture
+def image_folder(tmp_path: Path) -> Path:
+    """Eight 48x40 images: a coloured background with a differently coloured square; colour follows brightness."""
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "imgs" / "nested"
+    folder.mkdir(parents=True)
+    for i in range(8):
+        img = np.zeros((40, 48, 3), np.uint8)
+        img[:] = (40, 160, 60)  # dark-ish green background (BGR)
+        y, x = rng.integers(0, 16, 2)
+        img[y : y + 20, x : x + 20] = (230, 120, 30)  # bright blue square
+        cv2.imwrite(str(folder / f"{i}.png" if i % 2 else folder / f"{i}.jpg"), img)
+    return tmp_path / "imgs"
+
+
+def _trainer(folder: Path, steps: int, **kw: object) -> training.Trainer:
+    cfg = training.TrainConfig(
+        width=8, size=32, steps=steps, batch=4, lr=3e-3, seed=3, val_every=0, checkpoint_every=0, **kw
+    )  # type: ignore[arg-type]
+    files = training.list_images(folder)
+    bank = training.ImageBank.from_files(files, cfg.size, cfg.max_side)
+    return training.Trainer(cfg, bank, bank, torch.device("cpu"))
+
+
+def test_list_images_finds_nested_files_and_rejects_empty(image_folder: Path, tmp_path: Path) -> None:
+    assert len(training.list_images(image_folder)) == 8
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="no images"):
+        training.list_images(tmp_path / "empty")
+
+
+def test_batches_are_a_function_of_seed_and_step(image_folder: Path) -> None:
+    t = _trainer(image_folder, 1, hints=True)
+    a, b = t.batch_at(5), t.batch_at(5)
+    c = t.batch_at(6)
+    assert all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
+    assert not torch.equal(a[0], c[0])
+    l, hint, mask, ab = a
+    assert l.shape == (4, 1, 32, 32) and hint.shape == ab.shape == (4, 2, 32, 32)
+    # Hints carry the ground truth's colour where the mask is set, nothing elsewhere.
+    assert torch.all(hint[mask.expand_as(hint) == 0] == 0)
+
+
+def test_tiny_run_lowers_loss_and_resumes_bit_identically(image_folder: Path, tmp_path: Path) -> None:
+    full = _trainer(image_folder, 24, hints=True)
+    history = full.run(progress=False)
+    first = np.mean([h["loss"] for h in history[:4]])
+    last = np.mean([h["loss"] for h in history[-4:]])
+    assert last < first * 0.9
+
+    ckpt = tmp_path / "run.ckpt"
+    part = _trainer(image_folder, 24, hints=True)
+    part.run(checkpoint=ckpt, progress=False, until=12)  # an interrupted run
+    resumed = _trainer(image_folder, 24, hints=True)
+    resumed.load_checkpoint(ckpt)
+    assert resumed.step == 12
+    resumed.run(progress=False)
+    for (k, v), (k2, v2) in zip(full.net.state_dict().items(), resumed.net.state_dict().items(), strict=True):
+        assert k == k2 and torch.equal(v, v2), k
+
+
+def test_gan_schedule_is_generator_then_critic_then_both(image_folder: Path) -> None:
+    t = _trainer(image_folder, 10, gan=True, gan_start=4, critic_warmup=3)
+    phases = [t.gan_phase(s) for s in range(10)]
+    assert phases == ["generator"] * 4 + ["critic"] * 3 + ["both"] * 3
+    before = {k: v.clone() for k, v in t.net.named_parameters()}
+    t.step = 4  # critic phase: the generator must not change
+    critic_before = [p.clone() for p in t.critic.parameters()]  # type: ignore[union-attr]
+    result = t.train_step()
+    assert "critic" in result.parts
+    assert all(torch.equal(before[k], v) for k, v in t.net.named_parameters())
+    assert any(not torch.equal(a, b) for a, b in zip(critic_before, t.critic.parameters(), strict=True))  # type: ignore[union-attr]
+    t.step = 8
+    assert "adv" in t.train_step().parts
+
+
+def test_checkpoint_round_trip_and_export(image_folder: Path, tmp_path: Path) -> None:
+    t = _trainer(image_folder, 3, hints=False)
+    t.run(progress=False)
+    ckpt = tmp_path / "c.ckpt"
+    t.save_checkpoint(ckpt)
+    other = _trainer(image_folder, 3, hints=False)
+    other.load_checkpoint(ckpt)
+    assert other.step == 3
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(t.net.state_dict().values(), other.net.state_dict().values(), strict=True)
+    )
+    assert other.opt.state_dict()["state"].keys() == t.opt.state_dict()["state"].keys()
+    weights = tmp_path / "w.pt"
+    training.export_weights(t.net, weights)
+    state = torch.load(weights, weights_only=True)
+    net = build_base(state_dict=state)
+    assert isinstance(net, BaseColorNet)
+    x = torch.full((1, 1, 32, 32), 60.0)
+    z = torch.zeros(1, 2, 32, 32)
+    t.net.eval()
+    torch.testing.assert_close(net(x, z, z[:, :1]), t.net(x, z, z[:, :1]).float(), atol=0.5, rtol=0)
+    with pytest.raises(InputError):
+        training.load_checkpoint(weights)  # a plain state_dict is not a checkpoint
+
+
+def test_base_protocol_shapes_and_range() -> None:
+    net = BaseColorNet(width=8).eval()
+    assert BaseColorNet.accepts_hints is True
+    l = torch.rand(2, 1, 64, 64) * 100
+    ab = net(l, torch.zeros(2, 2, 64, 64), torch.zeros(2, 1, 64, 64))
+    assert ab.shape == (2, 2, 16, 16)
+    assert ab.abs().max() <= 120.0
+
+
+def _trained_base() -> BaseColorNet:
+    path = REPO / "core/weights/base.pt"
+    if not path.is_file():
+        pytest.skip("core/weights/base.pt is not built yet")
+    state = torch.load(path, weights_only=True)
+    assert TEMPERATURE_KEY in state
+    return build_base(state_dict=state)
+
+
+def test_shipped_base_weights_are_small_and_load_safely() -> None:
+    path = REPO / "core/weights/base.pt"
+    if not path.is_file():
+        pytest.skip("core/weights/base.pt is not built yet")
+    assert path.stat().st_size <= 20 * 2**20
+    net = _trained_base()
+    assert sum(p.numel() for p in net.parameters()) < 5_000_000
+
+
+@pytest.mark.parametrize("refine", [True, False])
+def test_hints_change_the_output_where_they_are_placed(refine: bool) -> None:
+    """With and without the explicit residual propagation: the learned net itself follows hints too. A hint on the
+    dark half of a two-tone image recolours that half, much less the bright half across the edge."""
+    net = _trained_base()
+    net.refine_hints = refine
+    l = torch.full((1, 1, 128, 128), 35.0)
+    l[:, :, :, 64:] = 80.0
+    zeros = torch.zeros(1, 2, 128, 128)
+    mask = torch.zeros(1, 1, 128, 128)
+    hint = zeros.clone()
+    mask[:, :, 20:24, 20:24] = 1
+    hint[:, 0, 20:24, 20:24] = 60.0  # strong red
+    hint[:, 1, 20:24, 20:24] = 40.0
+    with torch.no_grad():
+        plain = net(l, zeros, mask * 0)
+        hinted = net(l, hint, mask)
+    change = (hinted - plain).norm(dim=1)[0]  # (32, 32) at the output's quarter resolution
+    near = change[4:7, 4:7].mean()
+    across_edge = change[:, 20:].mean()
+    assert near > 20.0  # moves by more than 20 ab units at the hint
+    assert near > 2 * across_edge
+    # ...and towards the hint's colour.
+    assert (hinted[0, :, 5, 5] - torch.tensor([60.0, 40.0])).norm() < 10.0
+
+
+def test_residual_propagation_reaches_the_hint_colour() -> None:
+    pred = torch.zeros(1, 2, 16, 16)
+    l_small = torch.full((1, 1, 16, 16), 50.0)
+    l_small[:, :, :, 8:] = 90.0  # a lightness edge down the middle
+    hint = torch.zeros(1, 2, 64, 64)
+    mask = torch.zeros(1, 1, 64, 64)
+    mask[:, :, 8:12, 8:12] = 1
+    hint[:, 0] = 40.0
+    out = propagate_hint_residual(pred, l_small, hint, mask)
+    assert abs(float(out[0, 0, 2, 2]) - 40.0) < 2.0  # at the hint
+    assert out[0, 0, 2, 6] > 4 * out[0, 0, 2, 10]  # same distance, but across the edge it barely leaks
+    assert torch.equal(propagate_hint_residual(pred, l_small, hint, mask * 0), pred)

@@ -1,0 +1,68 @@
+#!/usr/bin/env python3
+"""Turn a ``base`` training checkpoint into the shipped weights ``core/weights/base.pt``.
+
+Chooses the annealing temperature on the run's own held-out split (never on ../shared evaluation data): the
+highest-PSNR temperature among those whose colourfulness reaches ``--min-ratio`` of the ground truth's, stores it
+in the state_dict under ``temperature``, saves fp16 and prints the SHA-256 (stdout: JSON).
+Usage: ``python tools/export_base.py CKPT --data DIR [--out core/weights/base.pt]``.
+"""
+
+import argparse
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+from chromaflow.core import training
+from chromaflow.core.nets.base import TEMPERATURE_KEY
+
+REPO = Path(__file__).resolve().parent.parent
+TEMPERATURES = (0.05, 0.1, 0.15, 0.2, 0.3, 0.38, 0.45, 0.55, 0.7, 1.0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("checkpoint", type=Path)
+    parser.add_argument("--data", type=Path, required=True, help="the training data folder of the run")
+    parser.add_argument("--out", type=Path, default=REPO / "core/weights/base.pt")
+    parser.add_argument("--min-ratio", type=float, default=0.55)
+    parser.add_argument("--size", type=int, default=0, help="validation crop size (default: the run's)")
+    args = parser.parse_args(argv)
+    ckpt = training.load_checkpoint(args.checkpoint)
+    config = training.TrainConfig(**ckpt["config"])
+    if args.size:
+        config.size = args.size
+    files = training.list_images(args.data)
+    _, val_files = training.split_files(files, args.data, config.val_fraction)
+    val = training.ImageBank.from_files(val_files, config.size, config.max_side)
+    trainer = training.Trainer(config, val, val, torch.device("cpu"))
+    trainer.load_checkpoint(args.checkpoint)
+    scores = {t: trainer.validate(temperature=t) for t in TEMPERATURES}
+    for t, m in scores.items():
+        print(f"T={t}: " + ", ".join(f"{k} {v:.3f}" for k, v in m.items()), file=sys.stderr)
+    ok = [t for t, m in scores.items() if m["colourfulness_ratio"] >= args.min_ratio]
+    chosen = max(ok, key=lambda t: scores[t]["psnr"]) if ok else min(TEMPERATURES)
+    state = {k: (v.half() if v.is_floating_point() else v) for k, v in trainer.net.state_dict().items()}
+    state[TEMPERATURE_KEY] = torch.tensor(chosen, dtype=torch.float32)
+    training.atomic_save(state, args.out)
+    digest = hashlib.sha256(args.out.read_bytes()).hexdigest()
+    print(
+        json.dumps(
+            {
+                "out": str(args.out),
+                "sha256": digest,
+                "bytes": args.out.stat().st_size,
+                "temperature": chosen,
+                "step": trainer.step,
+                "val_images": len(val_files),
+                "validation": {str(t): m for t, m in scores.items()},
+            }
+        )
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
