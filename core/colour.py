@@ -18,8 +18,9 @@ from functools import lru_cache
 from typing import Literal
 
 import torch
-from chromaflow.core.errors import InputError, UsageError
 from torch import Tensor
+
+from chromaflow.core.errors import InputError, UsageError
 
 _RGB_TO_XYZ = torch.tensor(
     [

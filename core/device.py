@@ -10,6 +10,7 @@ import os
 from dataclasses import dataclass
 
 import torch
+
 from chromaflow.core.errors import DeviceError, UsageError
 
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}

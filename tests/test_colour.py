@@ -4,6 +4,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+
 from chromaflow.core import colour
 from chromaflow.core.colour import YCbCrFormat
 from chromaflow.core.errors import InputError, UsageError

@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+
 from chromaflow.core.device import Placement, resolve_device, resolve_precision
 from chromaflow.core.errors import DeviceError, UsageError
 

@@ -10,9 +10,8 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from chromaflow.core.errors import ChromaflowError
-
 from chromaflow import __version__
+from chromaflow.core.errors import ChromaflowError
 
 # Each verb lives in its own module of this package and exposes register(subparsers).
 VERB_MODULES = ("info", "image", "colorize", "deepfake", "models", "train", "bench")
