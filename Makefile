@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint typecheck bench clean
+.PHONY: demo test lint typecheck bench clean readme-images
 
 $(STAMP): pyproject.toml tools/bootstrap.sh
 	sh tools/bootstrap.sh
@@ -25,6 +25,10 @@ test: lint $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/run_all.py
+
+# The README's pictures (docs/images/*.webp) from scikit-image's freely licensed samples; see tools/readme_images.py.
+readme-images: $(STAMP)
+	$(PY) tools/readme_images.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info demo-output
