@@ -156,6 +156,39 @@ def test_numba_kernel_equals_numpy_reference() -> None:
     assert max(np.abs(x - y).max() for x, y in zip(out_numba, out_numpy, strict=True)) <= 1e-5
 
 
+def test_numba_kernel_equals_reference_on_saturated_colours_and_large_motion() -> None:
+    """Extreme ab (float32 spacing 7.6e-6 near 110), flows leaving the frame, weights from 1 down to exp(-700)."""
+    l_c, ab_c, l_n, ab_n, fwd, bwd, weights = random_window(seed=3)
+    rng = np.random.default_rng(3)
+    ab_c = (ab_c / 30.0 * 110.0).astype(np.float32)
+    ab_n = (ab_n / 30.0 * 110.0).astype(np.float32)
+    fwd = (fwd * 6.0).astype(np.float32)  # many samples fall outside the 56x40 frame
+    bwd = (-fwd + rng.normal(0, 3.0, fwd.shape)).astype(np.float32)  # confidences across the whole range
+    params = SmoothingParams(luma_sigma=0.5)
+    args = (l_c, ab_c, l_n, ab_n, fwd, bwd, weights, params)
+    a = kernel_numba(*args)
+    b = kernel_reference(*args)
+    assert np.abs(a - b).max() <= 1e-5
+    assert np.abs(a - ab_c).max() > 1.0
+
+
+def test_numba_kernel_ignores_a_neighbour_with_invalid_flow() -> None:
+    """NaN/inf flow of one neighbour: no crash, finite output, as if that neighbour had weight 0."""
+    l_c, ab_c, l_n, ab_n, fwd, bwd, weights = random_window(seed=4)
+    params = SmoothingParams()
+    fwd = fwd.copy()
+    fwd[0] = np.nan
+    fwd[3, :5, :5, 0] = np.inf
+    fwd[3, -5:, -5:, 1] = -np.inf
+    out = kernel_numba(l_c, ab_c, l_n, ab_n, fwd, bwd, weights, params)
+    assert np.isfinite(out).all()
+    without = weights.copy()
+    without[0] = 0.0
+    fwd[~np.isfinite(fwd)] = 0.0  # the reference needs finite flows; compared away from those pixels
+    expected = kernel_reference(l_c, ab_c, l_n, ab_n, fwd, bwd, without, params)
+    np.testing.assert_allclose(out[:, 5:-5, 5:-5], expected[:, 5:-5, 5:-5], atol=1e-5)
+
+
 def test_torch_path_on_cpu_matches_numba() -> None:
     args = random_window(seed=1)
     params = SmoothingParams()
