@@ -6,7 +6,8 @@ PSNR over the non-key frames, SSIM (same frames), chroma warp error (mean square
 output frames after motion compensation with flow from the ground truth, non-occluded pixels; all frames) and CDC.
 Baselines: gray (ab = 0), keyframe mean colour, the plain DIS flow chain from the nearest keyframe (ab warped frame
 to frame, no occlusion handling, no refinement). Speed: frames/s of the transfer (ab at full size and the RGB join)
-at 854x480.
+at 854x480, wall clock and per CPU-second of the process (the CPU figure is the one to compare on a shared,
+loaded machine: with 2 threads on 2 free cores, wall-clock frames/s lie between it and twice it).
 
     .venv/bin/python benchmarks/transfer.py [--frames N] [--sequences a,b] [--modes propagate,auto]
 
@@ -121,14 +122,15 @@ def baseline_flow_chain(seq: Sequence, keys: list[int], max_side: int = 480) -> 
     return [seq.gt[t] if t in keys else seq.render(ab[t], t) for t in range(n)]
 
 
-def run_mode(seq: Sequence, keys: list[int], mode: str) -> tuple[list[np.ndarray], float]:
+def run_mode(seq: Sequence, keys: list[int], mode: str) -> tuple[list[np.ndarray], tuple[float, float]]:
+    """Outputs of a transfer mode and its speed: (frames/s wall clock, frames per CPU-second of the process)."""
     refs = {k: seq.gt[k] for k in keys}
     kt = KeyframeTransfer(refs, lambda t: seq.gray[t], len(seq.gt), mode=mode)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     rgbs = [kt.rgb(t) for t in range(len(seq.gt))]
-    elapsed = time.perf_counter() - start
+    elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
     out = [seq.gt[t] if t in keys else to_u8(rgbs[t]) for t in range(len(seq.gt))]
-    return out, len(seq.gt) / elapsed
+    return out, (len(seq.gt) / elapsed, len(seq.gt) / cpu)
 
 
 def main() -> None:
@@ -150,6 +152,8 @@ def main() -> None:
     methods = ["gray", "mean", "flow_chain", *modes]
     results: dict[str, dict[str, dict[str, dict[str, float]]]] = {}
     fps: dict[str, list[float]] = {m: [] for m in modes}
+    cpu_fps: dict[str, list[float]] = {m: [] for m in modes}
+    load_before = os.getloadavg()[0]
     for name in names:
         log(f"[{name}] loading")
         seq = Sequence(name, load_sequence(DATA / name, args.frames))
@@ -162,8 +166,9 @@ def main() -> None:
                 "flow_chain": baseline_flow_chain(seq, keys),
             }
             for m in modes:
-                outs[m], f = run_mode(seq, keys, m)
+                outs[m], (f, fc) = run_mode(seq, keys, m)
                 fps[m].append(f)
+                cpu_fps[m].append(fc)
             for method, frames in outs.items():
                 row[method] = evaluate(seq, frames, keys)
             row["ground_truth"] = evaluate(seq, seq.gt, keys)
@@ -183,8 +188,13 @@ def main() -> None:
             print(
                 f"{setting:10s} {method:12s} {v['psnr']:7.2f} {v['ssim']:7.4f} {v['warp_error']:9.3f} {v['cdc']:8.5f}"
             )
+    load_after = os.getloadavg()[0]
     for m in modes:
-        print(f"frames/s ({m}, 854x480, {args.threads} threads): {np.mean(fps[m]):.2f}")
+        print(
+            f"frames/s ({m}, 854x480, {args.threads} threads): {np.mean(fps[m]):.2f} wall clock, "
+            f"{np.mean(cpu_fps[m]):.2f} per CPU-second (load average {load_before:.1f} -> {load_after:.1f} "
+            f"on {os.cpu_count()} CPUs)"
+        )
     payload = {
         "protocol": "issue 4: gray = GT L* with ab=0 as 8-bit sRGB; refs = GT frames; PSNR/SSIM over non-key frames",
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "threads": args.threads},
@@ -192,6 +202,8 @@ def main() -> None:
         "summary": summary,
         "per_sequence": results,
         "fps": {m: float(np.mean(v)) for m, v in fps.items()},
+        "fps_per_cpu_second": {m: float(np.mean(v)) for m, v in cpu_fps.items()},
+        "load_average": [load_before, load_after],
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     tmp = args.out.with_suffix(".json.tmp")

@@ -3,8 +3,11 @@
 Modes:
 
 - ``propagate``: flow chains forward from the previous keyframe and backward from the next one in the same shot
-  (:mod:`chromaflow.core.propagate`), blended by confidence; low-confidence regions fall back to a global transfer
-  (``histogram``) from the nearest keyframe, or to the automatic colorizer when one is given.
+  (:mod:`chromaflow.core.propagate`), anchored to their keyframe, sampled from its full-resolution colours and
+  blended by confidence; low-confidence regions are filled from confident pixels of similar lightness, then from
+  the chains' own colours, and where those do not match either, from a global transfer (``histogram``) from the
+  nearest keyframe, or the automatic colorizer when one is given. Frames no chain reaches (another shot, too far)
+  get the global transfer / colorizer alone.
 - ``auto``: the same chains, with the Welsh-style ``knn`` transfer (or the colorizer) as the per-pixel fallback; a
   reference whose lightness does not match its frame (a photo of other content) gets low confidence everywhere, so
   the frame is coloured by ``knn`` from it.
@@ -48,14 +51,18 @@ from chromaflow.core.propagate import (
     ChainState,
     KeyData,
     PropagationParams,
+    anchor_chain,
     blend_weight,
     chain_blend,
     chain_colour,
     compose_full,
     gauss_fill,
     grid_fill,
+    luma_slopes,
     refine,
+    sample_corrected,
     sample_full,
+    settle_estimate,
     start_chain,
     step_chain,
     to_full_size,
@@ -141,8 +148,9 @@ class _Result:
     """What one frame's colour is made of, at the working resolution (full size is assembled on demand)."""
 
     l_work: F32
-    ab_raw: F32  # (h, w, 2) blended chain colours with fill-in (for smoothing and the low-confidence part)
-    ab_chain: F32  # (h, w, 2) blended chain colours without fill-in
+    ab: F32  # (h, w, 2) blended chain colours (propagation), or the frame's whole ab (keyframes, global modes)
+    ab_any: F32  # (h, w, 2) chain colours blended by distance and lightness match alone (prior of the fill)
+    any_match: F32  # (h, w) how well the lightness matches there, 1 - prod(1 - match)
     conf: F32  # (h, w) combined chain confidence (zeros in the global modes)
     chains: tuple[tuple[int, F32, F32, F32], ...]  # per chain: keyframe, positions, confidence, blend weight
     info: "FrameInfo"
@@ -218,6 +226,7 @@ class KeyframeTransfer:
         self._lock = threading.Lock()
         self._keys: dict[int, _Key] = {}
         self._knn: dict[int, KnnTable] = {}
+        self._key_slopes: dict[int, F32] = {}
         self._segment_locks: dict[tuple[int, int], threading.Lock] = {}
         self._frames = _LRU(cache_frames)
         self._flows = _LRU(4 * cache_frames)
@@ -225,6 +234,7 @@ class KeyframeTransfer:
         self._states = _LRU(cache_states)
         self._checkpoints = _LRU(max(16, 4 * cache_states))
         self._results = _LRU(16)
+        self._fallbacks = _LRU(16)
 
     # ------------------------------------------------------------------ frames, flows, cuts
 
@@ -312,6 +322,22 @@ class KeyframeTransfer:
         with self._lock:
             return self._keys.setdefault(k, key)
 
+    def _slopes(self, k: int) -> F32:
+        with self._lock:
+            if k in self._key_slopes:
+                return self._key_slopes[k]
+        key = self._key(k)
+        slopes = luma_slopes(key.l_full, key.ab_full, self.params)
+        with self._lock:
+            return self._key_slopes.setdefault(k, slopes)
+
+    def _sample_key(self, k: int, pos: F32, l_full: F32) -> F32:
+        """Keyframe ``k``'s full-resolution ab through a chain's positions (lightness-corrected if so set)."""
+        key = self._key(k)
+        if not self.params.slope_correct:
+            return sample_full(key.ab_full, pos)
+        return sample_corrected(key.ab_full, key.l_full, self._slopes(k), l_full, pos)
+
     def _knn_table(self, k: int) -> KnnTable:
         with self._lock:
             if k in self._knn:
@@ -355,7 +381,9 @@ class KeyframeTransfer:
                 m -= direction
                 state = self._stored((direction, key, m))
             if state is None:  # m == key
-                state = start_chain(key, self.work_size)
+                state = start_chain(
+                    key, self.work_size, self._key(key).data.ab_work if self.params.carry else None
+                )
                 self._checkpoints.put((direction, key, key), state)
             while m != n:
                 j = m + direction
@@ -365,6 +393,17 @@ class KeyframeTransfer:
                 else:
                     assert isinstance(state, ChainState)
                     state = step_chain(state, self._flow(j, m), self._flow(m, j), self.params)
+                    fr = self._frame(j)
+                    if self.params.anchor and abs(j - key) % self.params.anchor_every == 0:
+                        state = anchor_chain(
+                            state,
+                            fr.flow_luma,
+                            fr.l_work,
+                            self._frame(key).flow_luma,
+                            self._key(key).data,
+                            self.params,
+                        )
+                    state = settle_estimate(state, self._key(key).data, fr.l_work, self.params)
                 tag = (direction, key, j)
                 if abs(j - key) % self.cache_every == 0:
                     self._checkpoints.put(tag, state)
@@ -376,6 +415,14 @@ class KeyframeTransfer:
     # ------------------------------------------------------------------ per-frame results
 
     def _fallback(self, n: int, l_work: F32) -> F32:
+        """Fallback ab ``(h, w, 2)`` of frame ``n`` (cached: the blend and the full-size fill both use it)."""
+        cached = self._fallbacks.get(n)
+        if cached is None:
+            cached = self._compute_fallback(n, l_work)
+            self._fallbacks.put(n, cached)
+        return cached
+
+    def _compute_fallback(self, n: int, l_work: F32) -> F32:
         k = self.nearest_key(n)
         if self.colorizer is not None:
             return _colorizer_ab(self.colorizer, l_work)
@@ -395,6 +442,8 @@ class KeyframeTransfer:
         is_key = n in self._ref_images
         chains: list[tuple[int, F32, F32, F32]] = []
         zeros = np.zeros(frame.l_work.shape, dtype=np.float32)
+        ab_any = np.zeros((*zeros.shape, 2), dtype=np.float32)
+        any_match = zeros
         if self.mode in ("reinhard", "histogram", "knn"):
             ab = self._fallback(n, frame.l_work)
             conf = zeros
@@ -412,18 +461,33 @@ class KeyframeTransfer:
             nearest = min((st.distance for _, st in found), default=0)
             parts: list[tuple[F32, F32]] = []
             weights: list[F32] = []
+            any_parts: list[tuple[F32, F32]] = []
+            any_weights: list[F32] = []
             for k, state in found:
-                part = chain_colour(state, self._key(k).data, frame.l_work, self.params)
-                weight = blend_weight(part[1], state.distance, nearest, self.params)
-                parts.append(part)
+                ab_c, conf_c, photo_c = chain_colour(state, self._key(k).data, frame.l_work, self.params)
+                weight = blend_weight(conf_c, state.distance, nearest, self.params)
+                parts.append((ab_c, conf_c))
                 weights.append(weight)
-                chains.append((k, state.pos, part[1], weight))
-            ab_chain, conf = chain_blend(parts, self.work_size, weights)
-            ab = gauss_fill(ab_chain, conf, self.params, lambda: self._fallback(n, frame.l_work))
+                chains.append((k, state.pos, conf_c, weight))
+                # confidence aside: the chain's running estimate (or its colour where the lightness still
+                # matches), nearer keyframe first
+                if state.est is not None:
+                    any_parts.append((state.est, np.ones_like(photo_c)))
+                    any_weights.append(
+                        blend_weight(np.ones_like(photo_c), state.distance, nearest, self.params)
+                    )
+                else:
+                    any_parts.append((ab_c, photo_c))
+                    any_weights.append(blend_weight(photo_c, state.distance, nearest, self.params))
+            ab, conf = chain_blend(parts, self.work_size, weights)
+            if not found:  # no chain reaches this frame (scene cut, distance): global transfer only
+                ab = self._fallback(n, frame.l_work)
+            else:
+                ab_any, any_match = chain_blend(any_parts, self.work_size, any_weights)
             info = FrameInfo(nearest if found else -1, float(conf.mean()), cut, False)
-        if self.mode in ("reinhard", "histogram", "knn") or is_key:
-            ab_chain = ab
-        result = _Result(frame.l_work, np.asarray(ab, dtype=np.float32), ab_chain, conf, tuple(chains), info)
+        result = _Result(
+            frame.l_work, np.asarray(ab, dtype=np.float32), ab_any, any_match, conf, tuple(chains), info
+        )
         self._results.put(n, result)
         return result
 
@@ -431,26 +495,61 @@ class KeyframeTransfer:
         """Keyframe distance, mean confidence and scene-cut flag of frame ``n``."""
         return self._result(n).info
 
+    def _fill_prior(self, n: int, res: _Result) -> F32:
+        """Coarsest estimate of the fill: the chains' own colours where the lightness still matches the keyframe,
+        the fallback (global transfer, knn or the colorizer) where it does not."""
+        if self.params.fill_prior != "chain":
+            return self._fallback(n, res.l_work)
+        fw = np.float32(self.params.fallback_weight)
+        share = fw / (res.any_match + fw)
+        if float(share.max()) < 0.5:
+            return res.ab_any
+        prior = res.ab_any + share[..., None] * (self._fallback(n, res.l_work) - res.ab_any)
+        return np.asarray(prior, dtype=np.float32)
+
+    def _fill(self, n: int, res: _Result, l_out: F32) -> F32:
+        """ab ``(H, W, 2)`` for the low-confidence part of a propagated frame, at ``l_out``'s resolution."""
+        if self.params.fill == "grid":
+            prior = self._fill_prior(n, res)
+            match = res.any_match if self.params.floor_photo else np.ones_like(res.conf)
+            floor: F32 = np.asarray(np.float32(self.params.fill_floor) * match, dtype=np.float32)
+            weight: F32 = np.asarray(res.conf + floor, dtype=np.float32)
+            both = res.conf[..., None] * res.ab + floor[..., None] * res.ab_any
+            values: F32 = np.asarray(both / np.maximum(weight, 1e-6)[..., None], dtype=np.float32)
+            return grid_fill(res.l_work, values, weight, l_out, prior, self.params)
+        raw = gauss_fill(res.ab, res.conf, self.params, lambda: self._fallback(n, res.l_work))
+        if l_out.shape == res.l_work.shape:
+            return refine(res.l_work, raw, self.params)
+        return to_full_size(res.l_work, raw, l_out, self.params)
+
     def ab_work(self, n: int) -> F32:
         """Refined ab ``(2, h, w)`` at the working resolution (for temporal smoothing)."""
         if self.mode in ("propagate", "auto") and n in self._ref_images:
             return np.ascontiguousarray(self._key(n).data.ab_work.transpose(2, 0, 1))
         res = self._result(n)
-        return np.ascontiguousarray(refine(res.l_work, res.ab_raw, self.params).transpose(2, 0, 1))
+        if not res.chains:
+            return np.ascontiguousarray(refine(res.l_work, res.ab, self.params).transpose(2, 0, 1))
+        chains = [(_sample_work(self._key(k).data.ab_work, pos), c, wt) for k, pos, c, wt in res.chains]
+        out = compose_full(chains, res.conf, self._fill(n, res, res.l_work))
+        return np.ascontiguousarray(out.transpose(2, 0, 1))
 
     def ab(self, n: int, l_full: F32 | None = None) -> F32:
-        """ab ``(2, H, W)`` float32 of frame ``n`` at full size (``l_full``: its L* if the caller has it)."""
+        """ab ``(2, H, W)`` float32 of frame ``n`` at full size (``l_full``: its L* if the caller has it).
+
+        Propagated colour is sampled once from the keyframe's full-resolution ab through the chain's position map
+        (no re-filtering, which would blur it); only the low-confidence part is filled (edge-aware, luma-guided).
+        """
         l_full = self._l_full(n) if l_full is None else l_full
         if self.mode in ("propagate", "auto") and n in self._ref_images:
             return np.ascontiguousarray(self._key(n).ab_full.transpose(2, 0, 1))
         res = self._result(n)
-        if res.chains and self.params.fill == "grid":
-            prior = to_full_size(res.l_work, self._fallback(n, res.l_work), l_full, self.params)
-            fill = grid_fill(res.l_work, res.ab_chain, res.conf, l_full, prior, self.params)
-        else:
-            fill = to_full_size(res.l_work, res.ab_raw, l_full, self.params)
-        chains = [(sample_full(self._key(k).ab_full, pos), c, wt) for k, pos, c, wt in res.chains]
-        return np.ascontiguousarray(compose_full(chains, res.conf, fill).transpose(2, 0, 1))
+        if not res.chains:
+            return np.ascontiguousarray(
+                to_full_size(res.l_work, res.ab, l_full, self.params).transpose(2, 0, 1)
+            )
+        chains = [(self._sample_key(k, pos, l_full), c, wt) for k, pos, c, wt in res.chains]
+        out = compose_full(chains, res.conf, self._fill(n, res, l_full))
+        return np.ascontiguousarray(out.transpose(2, 0, 1))
 
     def rgb(self, n: int) -> F32:
         """sRGB ``(H, W, 3)`` float32 of frame ``n``: the frame's own L* with the transferred ab."""
@@ -462,8 +561,14 @@ class KeyframeTransfer:
         self._frames.drop_if(lambda k: isinstance(k, int) and k < n)
         self._flows.drop_if(lambda k: isinstance(k, tuple) and min(k) < n)
         self._results.drop_if(lambda k: isinstance(k, int) and k < n)
+        self._fallbacks.drop_if(lambda k: isinstance(k, int) and k < n)
         self._states.drop_if(lambda k: isinstance(k, tuple) and k[2] < n)
         self._checkpoints.drop_if(lambda k: isinstance(k, tuple) and k[2] < n and k[2] != k[1])
+
+
+def _sample_work(ab_work: F32, pos: F32) -> F32:
+    """A keyframe's working-resolution ab sampled through a chain's position map."""
+    return sample_full(ab_work, pos)
 
 
 def _colorizer_ab(colorizer: Any, l_work: F32) -> F32:

@@ -1,7 +1,7 @@
 """Propagation of a keyframe's colours along a shot with dense optical flow (the ``propagate`` transfer mode).
 
-Everything here works at a *working resolution* (longer side ``max_side``, e.g. 480 px): flow, chains and blending;
-the final ab is brought to full size by a fast guided filter on the full-resolution L*.
+Chains, flow and confidence work at a *working resolution* (longer side ``max_side``, e.g. 480 px); colour is
+sampled at full resolution.
 
 A **chain** carries one keyframe in one direction (forward from the previous keyframe, backward from the next). Its
 state at frame ``n`` is not a colour image but, per pixel, the position in the keyframe that the pixel came from
@@ -12,24 +12,36 @@ state at frame ``n`` is not a colour image but, per pixel, the position in the k
     valid_n = valid_m sampled there * ramp(fb_conf(x))
 
 with ``fb_conf`` the forward-backward consistency of the pair (Sundaram et al. 2010; 0 for occluded, disoccluded and
-out-of-frame pixels, :func:`chromaflow.core.flow.forward_backward_confidence`) and ``ramp`` a soft threshold.
-Composing positions (smooth fields) rather than re-warping colours each step keeps colours sharp: ab is sampled
-once, from the keyframe, however long the chain. A chain stops at a scene cut (the caller decides that).
+out-of-frame pixels, :func:`chromaflow.core.flow.forward_backward_confidence`) and ``ramp`` a soft threshold. Then
+the step is **anchored** (:func:`anchor_chain`): DIS from frame ``n`` straight to the keyframe, started from the
+composed displacement, corrects the drift that composing flows accumulates; a pixel takes the anchored position
+where it matches the keyframe's lightness better. Composing positions (smooth fields) rather than re-warping colours
+each step keeps colours sharp: ab is sampled **once**, from the keyframe's full-resolution ab, through the upsampled
+position map (:func:`sample_full`), with a first-order lightness correction (:func:`sample_corrected`). A chain
+stops at a scene cut (the caller decides that).
 
-The colour of a chain at frame ``n`` is the keyframe's ab at ``pos_n``, and its confidence
+A chain's confidence at frame ``n`` is
 
-    conf = valid_n * exp(-D / (2 * photo_sigma^2)) * decay^distance
+    conf = valid_n * photo * decay^distance,   photo = exp(-D / (2 * photo_sigma^2))
 
 where ``D`` is the local mean of the squared L* difference between frame ``n`` and the keyframe at ``pos_n``
 (photometric check against the keyframe itself, so errors do not accumulate unseen).
 
-**Blend** (:func:`blend`): chains are averaged with their confidences as weights; the combined confidence is
-``1 - prod(1 - conf)``. Where it is low, colour is filled from confident neighbours (normalised Gaussian
-convolution) and, where there are none, from a fallback ab (global transfer from the nearest keyframe, or the
-automatic colorizer), weighted by ``fallback_weight``. Then the guided filter on the frame's L* (:mod:`.guided`)
-snaps colour to the frame's edges, so colour does not bleed across them.
+**Blend**: chains are averaged with weights ``conf * blend_decay^(extra distance)`` (the nearer keyframe has drifted
+less); the combined confidence is ``1 - prod(1 - conf)``. **Fill** where it is low (:func:`grid_fill`): a
+confidence-weighted bilateral grid over (x, y, L*) takes colour from pixels that are near *and* of similar lightness;
+the chains' own colours enter it with a small weight (``fill_floor``, scaled by their lightness match), so
+low-confidence but plausible colour (water, foliage) is smoothed rather than replaced; the chains' colours, or the
+fallback (global transfer from the nearest keyframe, knn, or the automatic colorizer) where even they do not match,
+are the coarsest level. **Compose** (:func:`compose_full`): ``conf * chain colour + (1 - conf) * fill`` at full
+resolution. The fill is read out at full resolution on the frame's L*, so it follows the frame's edges; the
+confident part is not filtered again (every resampling blurs).
+
+The older path (``fill="gauss"``: spatial normalised convolution, then a guided filter on the frame's L*,
+:mod:`.guided`) is kept for comparison (``benchmarks/transfer.py`` measured it about 0.5 dB lower).
 """
 
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -40,7 +52,7 @@ from numpy.typing import NDArray
 from chromaflow.core.bilateral_fill import cascade_fill
 from chromaflow.core.errors import UsageError
 from chromaflow.core.flow import FB_ALPHA, FB_SIGMA, FlowPreset, forward_backward_confidence
-from chromaflow.core.guided import box, guided_filter, guided_upsample
+from chromaflow.core.guided import box, guided_coefficients, guided_filter, guided_upsample
 
 F32 = NDArray[np.float32]
 
@@ -50,21 +62,34 @@ class PropagationParams:
     """Tuning of propagation (defaults tuned on DAVIS-2016 dev, ``benchmarks/transfer.py``)."""
 
     max_side: int = 480  # working resolution: longer side in pixels
-    flow_preset: FlowPreset = "medium"
+    flow_preset: FlowPreset = "ultrafast"  # consecutive frames (anchoring corrects the drift)
     fb_sigma: float = FB_SIGMA
     fb_alpha: float = FB_ALPHA
-    step_low: float = 0.1  # fb confidence at or below which a step breaks the chain
-    step_high: float = 0.4  # fb confidence at or above which a step keeps the chain fully
+    anchor: bool = True  # re-align each chain step directly against the keyframe (drift correction)
+    anchor_preset: str = "fine"
+    anchor_every: int = 1  # anchor every this many frames of a chain
+    carry: bool = False  # chains carry a running colour estimate for content the keyframe does not show
+    # (off: on DAVIS it helps long key-0-only runs slightly, +0.1 dB on bmx-trees, but costs 0.7 dB on 30 frames)  # a DIS preset, or "fine" (medium with full working-resolution patches)
+    step_low: float = 0.02  # fb confidence at or below which a step breaks the chain
+    step_high: float = 0.2  # fb confidence at or above which a step keeps the chain fully
     decay: float = 0.99  # confidence kept per frame of distance from the keyframe
-    blend_decay: float = 0.85  # relative weight per frame of distance when two chains are blended
-    photo_sigma: float = 8.0  # L* units: tolerated difference from the keyframe's lightness
+    blend_decay: float = 0.95  # relative weight per frame of distance when two chains are blended
+    photo_sigma: float = 16.0  # L* units: tolerated difference from the keyframe's lightness
     photo_radius: int = 2  # window (working px) of the photometric check
     fill_sigma: float = 12.0  # working px: reach of the fill from confident neighbours
     fallback_weight: float = 0.05  # weight of the fallback ab against the neighbours' support
     fill: str = "grid"  # "grid": luma-guided bilateral-grid fill; "gauss": spatial fill + guided filter
     grid_sigma_s: float = 8.0  # working px: fine grid cell
-    grid_sigma_l: float = 6.0  # L* units: fine grid cell
+    grid_sigma_l: float = 8.0  # L* units: fine grid cell
+    fill_prior: str = "chain"  # where the grid has no support: "chain" colours regardless of confidence, or
+    # "fallback" (global transfer / colorizer)
+    fill_floor: float = 1.0  # weight of a chain's own colour in the fill where it has no confidence
+    floor_photo: bool = True  # scale that weight by the chain's lightness match with the keyframe
     grid_prior: float = 2.0  # confident weight (pixels) below which a coarser estimate takes over
+    slope_correct: bool = True  # correct sampled colours by the lightness difference (see sample_corrected)
+    slope_radius: int = 2  # full-resolution px
+    slope_eps: float = 5.0  # L* units squared
+    slope_max: float = 3.0  # ab units per L* unit
     guided_radius: int = 4  # working px
     guided_eps: float = 16.0  # L* units squared
     max_distance: int = 150  # keyframes further away than this are not propagated from
@@ -76,6 +101,8 @@ class PropagationParams:
             raise UsageError(f"confidence decay must be in (0, 1], got {self.decay}")
         if not 0 <= self.step_low < self.step_high <= 1:
             raise UsageError("need 0 <= step_low < step_high <= 1")
+        if self.anchor_every < 1:
+            raise UsageError(f"anchor_every must be >= 1, got {self.anchor_every}")
         if self.max_distance < 1:
             raise UsageError(f"max_distance must be >= 1, got {self.max_distance}")
 
@@ -88,6 +115,7 @@ class ChainState:
     distance: int
     pos: F32
     valid: F32
+    est: F32 | None = None  # (h, w, 2) the chain's running colour estimate (see settle_estimate)
 
 
 @dataclass(frozen=True)
@@ -105,9 +133,24 @@ def identity_positions(size: tuple[int, int]) -> F32:
     return np.ascontiguousarray(np.stack((gx, gy), axis=-1))
 
 
-def start_chain(key: int, size: tuple[int, int]) -> ChainState:
-    """The state of a chain at its keyframe: every pixel maps to itself, fully valid."""
-    return ChainState(key, 0, identity_positions(size), np.ones(size, dtype=np.float32))
+def start_chain(key: int, size: tuple[int, int], ab_work: F32 | None = None) -> ChainState:
+    """The state of a chain at its keyframe: every pixel maps to itself, fully valid (estimate: its ab)."""
+    return ChainState(key, 0, identity_positions(size), np.ones(size, dtype=np.float32), ab_work)
+
+
+def settle_estimate(state: ChainState, key: KeyData, l_work: F32, params: PropagationParams) -> ChainState:
+    """Update the chain's running colour estimate at its new frame.
+
+    ``est_n = conf * key colour at pos_n + (1 - conf) * est_{n-1} warped to frame n``: where the chain is trusted
+    it is the keyframe's colour; where it is not (content the keyframe does not show, or lost track), the colour
+    of the previous frame follows the motion, as a plain flow chain would carry it. The fill uses it as the
+    chains' own colour in low-confidence regions.
+    """
+    if state.est is None:
+        return state
+    colour, conf, _ = chain_colour(state, key, l_work, params)
+    est = state.est + conf[..., None] * (colour - state.est)
+    return ChainState(state.key, state.distance, state.pos, state.valid, np.asarray(est, dtype=np.float32))
 
 
 def _sample(image: NDArray[np.floating], map_xy: F32) -> F32:
@@ -130,17 +173,88 @@ def step_chain(
     fb = forward_backward_confidence(flow_to_prev, flow_from_prev, params.fb_sigma, params.fb_alpha)
     ramp = np.clip((fb - params.step_low) / (params.step_high - params.step_low), 0.0, 1.0)
     valid = np.asarray(sampled[..., 2] * ramp, dtype=np.float32)
-    return ChainState(state.key, state.distance + 1, np.ascontiguousarray(sampled[..., :2]), valid)
+    est = _sample(state.est, grid) if state.est is not None else None  # carried; settled by settle_estimate
+    return ChainState(state.key, state.distance + 1, np.ascontiguousarray(sampled[..., :2]), valid, est)
 
 
-def chain_colour(state: ChainState, key: KeyData, l_work: F32, params: PropagationParams) -> tuple[F32, F32]:
-    """``(ab (h, w, 2), confidence (h, w))`` that a chain gives the frame whose L* is ``l_work``."""
+_local = threading.local()
+_DIS_PRESETS = {
+    "ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
+    "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
+    "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM,
+}
+
+
+def _anchor_dis(preset: str) -> cv2.DISOpticalFlow:
+    """A per-thread DIS instance (OpenCV DIS objects are not thread-safe). ``calc`` starts from the flow it is
+    given when that flow has the frame's size and type CV_32FC2."""
+    cache: dict[str, cv2.DISOpticalFlow] | None = getattr(_local, "dis", None)
+    if cache is None:
+        cache = {}
+        _local.dis = cache
+    if preset not in cache:
+        if preset == "fine":
+            dis = cv2.DISOpticalFlow.create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+            dis.setFinestScale(0)
+        elif preset in _DIS_PRESETS:
+            dis = cv2.DISOpticalFlow.create(_DIS_PRESETS[preset])
+        else:
+            raise UsageError(f"unknown anchor preset {preset!r}; use ultrafast, fast, medium or fine")
+        cache[preset] = dis
+    return cache[preset]
+
+
+def anchor_chain(
+    state: ChainState,
+    frame_luma: NDArray[np.uint8],
+    l_work: F32,
+    key_luma: NDArray[np.uint8],
+    key: KeyData,
+    params: PropagationParams,
+) -> ChainState:
+    """Drift correction: refine a chain's positions by flow straight to the keyframe, started from those positions.
+
+    Composed flows drift a little every step. DIS from the frame to the keyframe, initialised with the chain's
+    displacement, pulls positions back onto the keyframe's content; per pixel, the refined position is kept only
+    where it matches the keyframe's lightness better (local squared L* difference) than the composed one.
+    """
+    ident = identity_positions(state.pos.shape[:2])
+    flow = np.ascontiguousarray(state.pos - ident)
+    refined = _anchor_dis(params.anchor_preset).calc(frame_luma, key_luma, flow.copy())
+    pos_new = np.asarray(ident + refined, dtype=np.float32)
+    e_old = box((_sample(key.l_work, state.pos) - l_work) ** 2, params.photo_radius)
+    e_new = box((_sample(key.l_work, pos_new) - l_work) ** 2, params.photo_radius)
+    h, w = l_work.shape
+    inside = (
+        (pos_new[..., 0] >= 0)
+        & (pos_new[..., 0] <= w - 1)
+        & (pos_new[..., 1] >= 0)
+        & (pos_new[..., 1] <= h - 1)
+    )
+    take = (e_new < e_old) & inside
+    pos = np.where(take[..., None], pos_new, state.pos)
+    return ChainState(
+        state.key, state.distance, np.ascontiguousarray(pos, dtype=np.float32), state.valid, state.est
+    )
+
+
+def chain_colour(
+    state: ChainState, key: KeyData, l_work: F32, params: PropagationParams
+) -> tuple[F32, F32, F32]:
+    """``(ab (h, w, 2), confidence (h, w), photometric match (h, w))`` a chain gives the frame with L* ``l_work``.
+
+    The photometric match (in [0, 1]) compares the frame's lightness with the keyframe's at the chain's positions.
+    """
     packed = np.concatenate((key.ab_work, key.l_work[..., None]), axis=-1)
     sampled = _sample(packed, state.pos)
     diff = (sampled[..., 2] - l_work) ** 2
     photo = np.exp(-box(diff, params.photo_radius) / (2.0 * params.photo_sigma**2))
     conf = state.valid * photo * np.float32(params.decay**state.distance)
-    return np.ascontiguousarray(sampled[..., :2]), np.asarray(conf, dtype=np.float32)
+    return (
+        np.ascontiguousarray(sampled[..., :2]),
+        np.asarray(conf, dtype=np.float32),
+        np.asarray(photo, dtype=np.float32),
+    )
 
 
 def _gauss(x: NDArray[np.floating], sigma: float) -> F32:
@@ -253,6 +367,26 @@ def sample_full(ab_full: F32, pos_work: F32) -> F32:
     return _sample(ab_full, full_positions(pos_work, (int(ab_full.shape[0]), int(ab_full.shape[1]))))
 
 
+def luma_slopes(l_key: F32, ab_key: F32, params: PropagationParams) -> F32:
+    """Local slopes ``d ab / d L*`` ``(H, W, 2)`` of a keyframe (the guided filter's ``a`` coefficients)."""
+    a, _ = guided_coefficients(l_key, ab_key, params.slope_radius, params.slope_eps)
+    return np.asarray(np.clip(a, -params.slope_max, params.slope_max), dtype=np.float32)
+
+
+def sample_corrected(ab_full: F32, l_key: F32, slopes: F32, l_frame: F32, pos_work: F32) -> F32:
+    """Like :func:`sample_full`, plus a first-order correction by lightness.
+
+    ``ab = ab_key(p) + slope_key(p) * (L_frame - L_key(p))``: where the position is right the frame's lightness
+    equals the keyframe's and nothing changes; where it is a little off across an edge, the lightness difference
+    moves the colour towards the side the pixel really belongs to, following the keyframe's local colour-lightness
+    relation.
+    """
+    pos = full_positions(pos_work, (int(ab_full.shape[0]), int(ab_full.shape[1])))
+    sampled = _sample(np.concatenate((ab_full, l_key[..., None]), axis=-1), pos)
+    slope = _sample(slopes, pos)
+    return np.asarray(sampled[..., :2] + slope * (l_frame - sampled[..., 2])[..., None], dtype=np.float32)
+
+
 def compose_full(
     chains: Sequence[tuple[F32, F32, F32]],
     conf_work: F32,
@@ -267,6 +401,9 @@ def compose_full(
     size = fill_full.shape
     if not chains:
         return fill_full
+    c = resize_to(conf_work, size)[..., None]
+    if len(chains) == 1:
+        return np.asarray(c * (chains[0][0] - fill_full) + fill_full, dtype=np.float32)
     num = np.zeros(size, dtype=np.float32)
     wsum = np.zeros(size[:2], dtype=np.float32)
     for ab, _conf, weight in chains:
@@ -274,5 +411,4 @@ def compose_full(
         num += wf[..., None] * ab
         wsum += wf
     ab_p = num / np.maximum(wsum, 1e-6)[..., None]
-    c = resize_to(conf_work, size)[..., None]
     return np.asarray(c * ab_p + (1.0 - c) * fill_full, dtype=np.float32)

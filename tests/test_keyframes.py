@@ -9,8 +9,10 @@ import numpy as np
 import pytest
 
 from chromaflow.core.errors import InputError, UsageError
+from chromaflow.core.flow import to_flow_luma
 from chromaflow.core.keyframes import KeyframeTransfer
 from chromaflow.core.labarrays import rgb_to_lab_planes
+from chromaflow.core.propagate import ChainState, KeyData, PropagationParams, anchor_chain, identity_positions
 
 _spec = importlib.util.spec_from_file_location(
     "transfer_synth", Path(__file__).with_name("transfer_synth.py")
@@ -78,6 +80,8 @@ def test_scene_cut_stops_propagation() -> None:
     assert kt.info(3).keyframe_distance == 3 and kt.info(3).confidence > 0.5
     for t in range(4, 8):
         assert kt.info(t).keyframe_distance == -1 and kt.info(t).confidence == 0.0
+    # past the cut the frame still gets colour: a global transfer from the keyframe, not gray
+    assert float(np.abs(kt.ab(5)).mean()) > 2.0
     # with a keyframe in each shot, each shot gets its own colours
     kt2 = KeyframeTransfer(
         {0: synth.rgb_of(ls[0], abs_[0]), 7: synth.rgb_of(ls[7], abs_[7])},
@@ -125,3 +129,20 @@ def test_bad_arguments_are_refused() -> None:
         KeyframeTransfer({0: ref[:, :20]}, lambda t: ls[t], 3, mode="propagate").ab(1)
     with pytest.raises(InputError):
         KeyframeTransfer({0: ref}, lambda t: ls[t], 3).ab(3)
+
+
+def test_anchoring_pulls_drifted_positions_back_onto_the_keyframe() -> None:
+    ls, abs_ = synth.translated_sequence(n=6, step=(2, 1))
+    params = PropagationParams()
+    t = 5
+    truth = identity_positions(ls[0].shape) + np.array(
+        [2.0 * t, 1.0 * t], np.float32
+    )  # frame t -> keyframe 0
+    drifted = ChainState(0, t, truth + np.array([1.5, -1.0], np.float32), np.ones(ls[0].shape, np.float32))
+    key = KeyData(ls[0], abs_[0])
+    anchored = anchor_chain(drifted, to_flow_luma(ls[t]), ls[t], to_flow_luma(ls[0]), key, params)
+    inner = (slice(8, -20), slice(8, -24))  # seen at the keyframe, away from the borders
+    before = np.abs(drifted.pos - truth)[inner].mean()
+    after = np.abs(anchored.pos - truth)[inner].mean()
+    assert before > 1.0 and after < 0.4 * before
+    np.testing.assert_array_equal(anchored.valid, drifted.valid)  # anchoring moves positions, not trust

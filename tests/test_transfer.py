@@ -7,10 +7,12 @@ import cv2
 import numpy as np
 import pytest
 
+from chromaflow.core.bilateral_fill import cascade_fill
 from chromaflow.core.errors import InputError, UsageError
 from chromaflow.core.guided import guided_filter, guided_upsample
 from chromaflow.core.keyframes import load_references
 from chromaflow.core.labarrays import lab_planes_to_rgb, rgb_to_lab_planes, to_lightness
+from chromaflow.core.propagate import full_positions, identity_positions, sample_full
 from chromaflow.core.transfer_global import histogram, reinhard
 from chromaflow.core.transfer_knn import knn
 
@@ -111,3 +113,48 @@ def test_load_references_parses_specs(tmp_path: Path) -> None:
         load_references(["k.png"])
     with pytest.raises(InputError):
         load_references([f"0={tmp_path / 'missing.png'}"])
+
+
+def test_fast_lab_to_rgb_agrees_with_the_reference_conversion() -> None:
+    rng = np.random.default_rng(1)
+    l = rng.uniform(0, 100, (16, 24)).astype(np.float32)
+    ab = rng.uniform(-60, 60, (16, 24, 2)).astype(np.float32)
+    fast = lab_planes_to_rgb(l, ab)
+    ref = lab_planes_to_rgb(l, ab, fast=False)
+    assert fast.shape == (16, 24, 3) and fast.dtype == np.float32
+    np.testing.assert_allclose(fast, ref, atol=3e-4)
+
+
+def test_chain_colour_is_sampled_once_at_full_resolution() -> None:
+    rng = np.random.default_rng(2)
+    ab_full = rng.uniform(-50, 50, (60, 84, 2)).astype(np.float32)  # full-resolution detail
+    ident = identity_positions((30, 42))
+    np.testing.assert_allclose(sample_full(ab_full, ident), ab_full, atol=1e-3)  # no blur from the work size
+    shifted = ident + np.array([2.0, 1.0], np.float32)  # 2 px right, 1 px down at the working size
+    out = sample_full(ab_full, shifted)
+    np.testing.assert_allclose(out[5:-5, 5:-8], ab_full[7:-3, 9:-4], atol=1e-3)  # = 4 px, 2 px at full size
+    assert full_positions(ident, (60, 84)).shape == (60, 84, 2)
+
+
+def test_grid_fill_takes_colour_from_pixels_of_similar_lightness() -> None:
+    h, w = 40, 60
+    l = np.full((h, w), 25.0, np.float32)
+    l[:, 30:] = 75.0  # dark left surface, bright right surface
+    ab = np.zeros((h, w, 2), np.float32)
+    ab[:, :30] = (30.0, 10.0)
+    ab[:, 30:] = (-20.0, 35.0)
+    conf = np.ones((h, w), np.float32)
+    conf[:, 20:40] = 0.0  # colour unknown on a band across the edge
+    given = ab * conf[..., None]  # unknown pixels hold no colour
+    big_l = cv2.resize(l, (2 * w, 2 * h), interpolation=cv2.INTER_NEAREST)
+    out = cascade_fill(l, given, conf, big_l, ((8.0, 8.0), (32.0, 16.0)), None, 2.0)
+    assert out.shape == (2 * h, 2 * w, 2)
+    np.testing.assert_allclose(
+        out[:, 50:58].reshape(-1, 2).mean(0), [30.0, 10.0], atol=1.0
+    )  # dark, near edge
+    np.testing.assert_allclose(out[:, 62:70].reshape(-1, 2).mean(0), [-20.0, 35.0], atol=1.0)  # bright side
+    spatial = (
+        cv2.GaussianBlur(given, (0, 0), 8.0)
+        / np.maximum(cv2.GaussianBlur(conf, (0, 0), 8.0), 1e-6)[..., None]
+    )
+    assert abs(spatial[:, 29, 0] - 30.0).mean() > 5.0  # a purely spatial fill bleeds across the edge
