@@ -27,8 +27,7 @@ float32 at full size; ``rgb(n)`` ``(H, W, 3)`` float32 in [0, 1] with the frame'
 
 import re
 import threading
-from collections import OrderedDict
-from collections.abc import Callable, Hashable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -47,6 +46,7 @@ from chromaflow.core.labarrays import (
     rgb_to_lab_planes,
     to_lightness,
 )
+from chromaflow.core.lru import LRUCache
 from chromaflow.core.propagate import (
     ChainState,
     KeyData,
@@ -94,34 +94,6 @@ def load_references(specs: Iterable[str]) -> dict[int, F32]:
     if not refs:
         raise UsageError("no references given; use --ref N=IMAGE")
     return refs
-
-
-class _LRU:
-    """Thread-safe LRU map (values computed outside the lock; a duplicate computation is harmless)."""
-
-    def __init__(self, capacity: int) -> None:
-        self.capacity = capacity
-        self._data: OrderedDict[Hashable, Any] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: Hashable) -> Any:
-        with self._lock:
-            if key in self._data:
-                self._data.move_to_end(key)
-                return self._data[key]
-            return None
-
-    def put(self, key: Hashable, value: Any) -> None:
-        with self._lock:
-            self._data[key] = value
-            self._data.move_to_end(key)
-            while len(self._data) > self.capacity:
-                self._data.popitem(last=False)
-
-    def drop_if(self, test: Callable[[Hashable], bool]) -> None:
-        with self._lock:
-            for key in [k for k in self._data if test(k)]:
-                del self._data[key]
 
 
 @dataclass(frozen=True)
@@ -228,13 +200,13 @@ class KeyframeTransfer:
         self._knn: dict[int, KnnTable] = {}
         self._key_slopes: dict[int, F32] = {}
         self._segment_locks: dict[tuple[int, int], threading.Lock] = {}
-        self._frames = _LRU(cache_frames)
-        self._flows = _LRU(4 * cache_frames)
-        self._cut_flags = _LRU(1 << 16)
-        self._states = _LRU(cache_states)
-        self._checkpoints = _LRU(max(16, 4 * cache_states))
-        self._results = _LRU(16)
-        self._fallbacks = _LRU(16)
+        self._frames = LRUCache(cache_frames)
+        self._flows = LRUCache(4 * cache_frames)
+        self._cut_flags = LRUCache(1 << 16)
+        self._states = LRUCache(cache_states)
+        self._checkpoints = LRUCache(max(16, 4 * cache_states))
+        self._results = LRUCache(16)
+        self._fallbacks = LRUCache(16)
 
     # ------------------------------------------------------------------ frames, flows, cuts
 
@@ -558,12 +530,12 @@ class KeyframeTransfer:
 
     def release_before(self, n: int) -> None:
         """Forget cached frames, flows and chain states before frame ``n`` (streaming use keeps memory bounded)."""
-        self._frames.drop_if(lambda k: isinstance(k, int) and k < n)
-        self._flows.drop_if(lambda k: isinstance(k, tuple) and min(k) < n)
-        self._results.drop_if(lambda k: isinstance(k, int) and k < n)
-        self._fallbacks.drop_if(lambda k: isinstance(k, int) and k < n)
-        self._states.drop_if(lambda k: isinstance(k, tuple) and k[2] < n)
-        self._checkpoints.drop_if(lambda k: isinstance(k, tuple) and k[2] < n and k[2] != k[1])
+        self._frames.keep_only(lambda k: not (isinstance(k, int) and k < n))
+        self._flows.keep_only(lambda k: not (isinstance(k, tuple) and min(k) < n))
+        self._results.keep_only(lambda k: not (isinstance(k, int) and k < n))
+        self._fallbacks.keep_only(lambda k: not (isinstance(k, int) and k < n))
+        self._states.keep_only(lambda k: not (isinstance(k, tuple) and k[2] < n))
+        self._checkpoints.keep_only(lambda k: not (isinstance(k, tuple) and k[2] < n and k[2] != k[1]))
 
 
 def _sample_work(ab_work: F32, pos: F32) -> F32:

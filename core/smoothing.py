@@ -36,8 +36,6 @@ speed benchmark) and ``torch`` (keeps ab on the tensor's device, e.g. CUDA; flow
 still computed by OpenCV on the CPU from the small luma planes).
 """
 
-import threading
-from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
@@ -60,6 +58,7 @@ from chromaflow.core.flow import (
     to_flow_luma,
     working_size,
 )
+from chromaflow.core.lru import LRUCache
 from chromaflow.core.scenecut import LumaStats, SceneCutDetector
 
 Backend = Literal["auto", "numba", "numpy", "torch"]
@@ -476,38 +475,6 @@ class Smoothed(NamedTuple):
     ab: ABFrame
 
 
-class _LRU:
-    """A small thread-safe LRU map (values are computed outside the lock; duplicates are harmless)."""
-
-    def __init__(self, capacity: int | None) -> None:
-        self.capacity = capacity
-        self._data: OrderedDict[Hashable, Any] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: Hashable) -> Any:
-        with self._lock:
-            if key in self._data:
-                self._data.move_to_end(key)
-                return self._data[key]
-            return None
-
-    def put(self, key: Hashable, value: Any) -> None:
-        with self._lock:
-            self._data[key] = value
-            self._data.move_to_end(key)
-            while self.capacity is not None and len(self._data) > self.capacity:
-                self._data.popitem(last=False)
-
-    def drop(self, keep: Callable[[Hashable], bool]) -> None:
-        with self._lock:
-            for key in [k for k in self._data if not keep(k)]:
-                del self._data[key]
-
-    def clear(self) -> None:
-        with self._lock:
-            self._data.clear()
-
-
 def _index_at_least(low: int) -> Callable[[Hashable], bool]:
     def keep(key: Hashable) -> bool:
         return isinstance(key, int) and key >= low
@@ -526,9 +493,9 @@ class _State:
     """Per-sequence caches: prepared frames, flows keyed by (dst, src), cut flags keyed by frame index."""
 
     def __init__(self, frame_cap: int | None, flow_cap: int | None) -> None:
-        self.frames = _LRU(frame_cap)
-        self.flows = _LRU(flow_cap)
-        self.cuts = _LRU(None if frame_cap is None else 4 * frame_cap)
+        self.frames = LRUCache(frame_cap)
+        self.flows = LRUCache(flow_cap)
+        self.cuts = LRUCache(None if frame_cap is None else 4 * frame_cap)
 
     def clear(self) -> None:
         self.frames.clear()
@@ -758,9 +725,9 @@ class TemporalSmoother:
             out.append(Smoothed(n, self._smooth(state, n, frames)))
             self._emitted += 1
             low = self._emitted - self.radius  # frames below this are no longer anyone's neighbour
-            state.frames.drop(_index_at_least(low))
-            state.flows.drop(_pair_at_least(low))
-            state.cuts.drop(_index_at_least(low))
+            state.frames.keep_only(_index_at_least(low))
+            state.flows.keep_only(_pair_at_least(low))
+            state.cuts.keep_only(_index_at_least(low))
         return out
 
     # ------------------------------------------------------------------ random access
