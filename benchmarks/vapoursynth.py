@@ -1,15 +1,28 @@
-"""Overhead of the VapourSynth filters against direct engine calls on the same frames.
+"""Overhead of the VapourSynth filters against direct engine calls on the same frames, like with like.
 
-For each filter, frames/s of (a) rendering the filtered clip frame by frame with ``get_frame`` and (b) calling the
-engine directly on the same planes in a Python loop, including the colour conversions a host needs to go from
-those planes to the result (chroma planes for colorize/transfer; RGB for deepfake), so the difference is what
-VapourSynth adds: plane access, frame copies, properties, the nested frame requests of sequential engines. Overhead = time(a) / time(b) - 1; the target is <= 10 %. The source clip is pre-rendered
-into memory so (a) does not pay for producing its input.
+Each row times (a) the filter, rendered as ``vspipe`` renders (``core.num_threads`` frames in flight), and (b) the
+same core engine called directly in a Python loop with the same options, including the conversions any host
+needs around it, so the difference is what VapourSynth adds (plane access, frame copies, properties, callbacks,
+nested frame requests):
 
-Data: ``davis-dev/dog`` frames (854 x 480) as YUV420P8, and a DFDC clip's frames for ``deepfake``. The colour net
-is the ``base`` architecture with seeded random weights (its speed does not depend on the weights).
+- ``colorize`` (``smooth=0`` and ``smooth=2``) and ``transfer``: :class:`VideoColorizer` built with the filter's
+  options, fed L* read from the Y' planes (:func:`ycbcr_lightness`), its ab turned into chroma code values
+  (:func:`ycbcr_chroma`, 4:2:0) and per-frame info read, as the filter does;
+- ``deepfake``: :meth:`DeepfakeScorer.score_frames` on the RGB frames the filter sees (batches of 8; with
+  ``overlay``, plus :func:`draw_overlay` on each frame). On an RGB24 clip this is the filter's pure overhead; on a
+  YUV clip the direct call gets frames already decoded to RGB, so that row's overhead also holds the filter's
+  YUV -> RGB conversion.
 
-    .venv/bin/python benchmarks/vapoursynth.py [--frames 8] [--device cpu]
+Filter and direct runs alternate (``--repeat`` pairs after one warm-up pair, fresh engines every run) so both see
+the same machine load; a row reports the best time of each, the median of the per-pair wall-time ratios
+(``overhead``) and of the per-pair CPU-time ratios (``cpu_overhead``: the extra work, less sensitive to other
+processes on a shared machine). Overhead = time(filter) / time(direct) - 1; the target is <= 10 %. Source clips are pre-rendered into memory, so
+(a) does not pay for producing its input.
+
+Data: ``davis-dev/dog`` frames (854 x 480) as YUV420P8 for colour, a DFDC clip (1920 x 1080) for ``deepfake``. The
+colour net is the ``base`` architecture with seeded random weights (its speed does not depend on the weights).
+
+    .venv/bin/python benchmarks/vapoursynth.py [--frames 8] [--repeat 3] [--device cpu] [--only colorize,deepfake]
 """
 
 import sys
@@ -22,7 +35,9 @@ import argparse  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
 import platform  # noqa: E402
+import statistics  # noqa: E402
 import time  # noqa: E402
+from collections import deque  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 from typing import Any  # noqa: E402
 
@@ -31,19 +46,17 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import vapoursynth as vs  # noqa: E402
 
-from chromaflow.core.colorizer import Colorizer, join_in_gamut  # noqa: E402
-from chromaflow.core.colour import (  # noqa: E402
-    YCbCrFormat,
-    downsample_chroma,
-    rgb_to_ycbcr,
-)
+from chromaflow.core.colorizer import Colorizer, ycbcr_chroma, ycbcr_lightness  # noqa: E402
+from chromaflow.core.colour import YCbCrFormat  # noqa: E402
 from chromaflow.core.deepfake import DeepfakeScorer  # noqa: E402
-from chromaflow.core.keyframes import KeyframeTransfer  # noqa: E402
 from chromaflow.core.nets.base import BaseColorNet  # noqa: E402
+from chromaflow.core.overlay import OverlayStyle, draw_overlay  # noqa: E402
+from chromaflow.core.video import VideoColorizer  # noqa: E402
 from chromaflow.filters import vapoursynth as cf  # noqa: E402
 
 core = vs.core
 RESULTS = Path(__file__).resolve().parent / "results" / "vapoursynth.json"
+BATCH = 8
 
 
 def _shared() -> Path:
@@ -51,8 +64,8 @@ def _shared() -> Path:
     return Path(explicit) if explicit else Path(__file__).resolve().parents[2] / "shared"
 
 
-def clip_from_rgb(frames: list[np.ndarray]) -> vs.VideoNode:
-    """A YUV420P8 (BT.709, limited) clip of RGB uint8 frames, rendered once into memory."""
+def clip_from_rgb(frames: list[np.ndarray], fmt: int = vs.YUV420P8) -> vs.VideoNode:
+    """A clip of RGB uint8 frames in ``fmt`` (BT.709, limited range for YUV), rendered once into memory."""
     h, w = frames[0].shape[:2]
     blank = core.std.BlankClip(format=vs.RGB24, width=w, height=h, length=len(frames))
 
@@ -62,131 +75,167 @@ def clip_from_rgb(frames: list[np.ndarray]) -> vs.VideoNode:
             np.asarray(g[p])[...] = frames[n][:, :, p]
         return g
 
-    rgb = core.std.ModifyFrame(blank, blank, fill)
-    yuv = core.resize.Bicubic(rgb, format=vs.YUV420P8, matrix_s="709")
-    rendered = [yuv.get_frame(n) for n in range(len(frames))]
-    held = core.std.BlankClip(yuv, keep=True)
+    clip = core.std.ModifyFrame(blank, blank, fill)
+    if fmt != vs.RGB24:
+        clip = core.resize.Bicubic(clip, format=fmt, matrix_s="709")
+    rendered = [clip.get_frame(n) for n in range(len(frames))]
+    held = core.std.BlankClip(clip, keep=True)
     return core.std.ModifyFrame(held, held, lambda n, f: rendered[n])
 
 
-def timed(fn: Callable[[], Any], repeat: int = 2) -> float:
-    """Best wall-clock time of ``repeat`` runs (after one warm-up run)."""
-    fn()
-    best = float("inf")
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t)
-    return best
-
-
 def render(clip: vs.VideoNode) -> None:
+    """Every frame in order, ``core.num_threads`` requests in flight (as ``vspipe`` asks for them).
+
+    (``clip.frames()`` would do the same but waits about 20 ms per frame in its own bookkeeping.)"""
+    pending: deque[Any] = deque()
     for n in range(clip.num_frames):
-        clip.get_frame(n)
+        pending.append(clip.get_frame_async(n))
+        if len(pending) >= core.num_threads:
+            pending.popleft().result()
+    while pending:
+        pending.popleft().result()
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--frames", type=int, default=8)
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--size", type=int, default=256)
-    args = parser.parse_args()
-    shared = _shared()
+def compare(filtered: Callable[[], Any], direct: Callable[[], Any], repeat: int) -> dict[str, float]:
+    """Alternate filter and direct runs (one warm-up pair, then ``repeat`` timed pairs); wall and CPU time."""
+    filtered()
+    direct()
+    wall: dict[str, list[float]] = {"f": [], "d": []}
+    cpu: dict[str, list[float]] = {"f": [], "d": []}
+    for _ in range(repeat):
+        for key, fn in (("f", filtered), ("d", direct)):
+            w, c = time.perf_counter(), time.process_time()
+            fn()
+            wall[key].append(time.perf_counter() - w)
+            cpu[key].append(time.process_time() - c)
+
+    def ratio(times: dict[str, list[float]]) -> float:
+        return statistics.median(f / d - 1.0 for f, d in zip(times["f"], times["d"], strict=True))
+
+    return {
+        "filter_s": min(wall["f"]),
+        "direct_s": min(wall["d"]),
+        "overhead": ratio(wall),
+        "overhead_best": min(wall["f"]) / min(wall["d"]) - 1.0,
+        "cpu_overhead": ratio(cpu),
+    }
+
+
+def direct_colour(
+    ys: list[np.ndarray], fmt: YCbCrFormat, factors: tuple[int, int], **options: Any
+) -> Callable[[], None]:
+    """The host loop of :func:`cf.colorize` / :func:`cf.transfer` without VapourSynth."""
+
+    def run() -> None:
+        engine = VideoColorizer(len(ys), lambda k: ycbcr_lightness(ys[k], fmt).numpy(), **options)
+        for n, y in enumerate(ys):
+            l_star = ycbcr_lightness(y, fmt)
+            ab = torch.from_numpy(engine.ab(n, l_star.numpy()))
+            ycbcr_chroma(l_star[None, None], ab[None], fmt, factors, "left")
+            engine.info(n)
+
+    return run
+
+
+def colour_rows(args: argparse.Namespace, shared: Path) -> list[dict[str, Any]]:
     davis = sorted((shared / "data/davis-dev/dog").glob("*.jpg"))[: args.frames]
     if not davis:
         sys.exit(f"no DAVIS frames under {shared}; set CHROMAFLOW_SHARED")
     rgb_frames = [np.ascontiguousarray(cv2.imread(str(p))[:, :, ::-1]) for p in davis]
     src = clip_from_rgb(rgb_frames)
-    ys = [np.array(src.get_frame(n)[0]) for n in range(src.num_frames)]
-    torch.manual_seed(0)
-    net = BaseColorNet(width=32).eval()
-    colorizer = Colorizer(net, device=args.device, size=args.size)
+    ys = [np.asarray(src.get_frame(n)[0]).copy() for n in range(src.num_frames)]
     fmt = YCbCrFormat("709", False, 8)
-    rows: list[dict[str, Any]] = []
-
-    def add(name: str, filtered: float, direct: float, frames: int) -> None:
-        rows.append(
-            {
-                "filter": name,
-                "frames": frames,
-                "filter_fps": frames / filtered,
-                "direct_fps": frames / direct,
-                "overhead": filtered / direct - 1.0,
-            }
+    torch.manual_seed(0)
+    colorizer = Colorizer(BaseColorNet(width=32).eval(), device=args.device, size=args.size)
+    rows = []
+    for smooth in (0, 2):
+        timing = compare(
+            lambda smooth=smooth: render(cf.colorize(src, model=colorizer, smooth=smooth, batch=BATCH)),
+            direct_colour(ys, fmt, (2, 2), colorizer=colorizer, smooth_radius=smooth, batch_size=BATCH),
+            args.repeat,
         )
-
-    # colorize: the filter against Colorizer.colorize_ycbcr on the same luma planes.
-    add(
-        "colorize (YUV420P8)",
-        timed(lambda: render(cf.colorize(src, model=colorizer, size=args.size, device=args.device))),
-        timed(lambda: [colorizer.colorize_ycbcr(y, fmt) for y in ys]),
-        len(ys),
-    )
-
-    # transfer: the filter against KeyframeTransfer.ab on the same frames (fresh engines: no warm caches).
+        rows.append({"filter": f"colorize smooth={smooth} (YUV420P8)", "frames": len(ys), **timing})
     key = {0: rgb_frames[0]}
-    lumas = [cf.gray_lightness((torch.from_numpy(y.astype(np.float32)) - 16) / 219)[0].numpy() for y in ys]
-
-    unit_fmt = YCbCrFormat("709", True, None)
-
-    def direct_transfer() -> None:
-        engine = KeyframeTransfer(key, lambda k: lumas[k], len(lumas), "auto")
-        for n in range(len(lumas)):
-            l_star = torch.from_numpy(lumas[n])[None]
-            rgb, _ = join_in_gamut(l_star[None], torch.from_numpy(engine.ab(n, lumas[n]))[None])
-            downsample_chroma(rgb_to_ycbcr(rgb[0], unit_fmt)[1:3], (2, 2), "left")  # the chroma planes
-
-    add(
-        "transfer auto (YUV420P8)",
-        timed(lambda: render(cf.transfer(src, key)), repeat=1),
-        timed(direct_transfer, repeat=1),
-        len(ys),
+    timing = compare(
+        lambda: render(cf.transfer(src, key)),
+        direct_colour(ys, fmt, (2, 2), references=key, transfer="auto", smooth_radius=0, batch_size=1),
+        args.repeat,
     )
+    rows.append({"filter": "transfer auto (YUV420P8)", "frames": len(ys), **timing})
+    return rows
 
-    # deepfake: the filter against DeepfakeScorer.score_frames on the same RGB frames.
+
+def deepfake_rows(args: argparse.Namespace, shared: Path) -> list[dict[str, Any]]:
     meso = shared / "models/mesonet/Meso4_DF.h5"
-    if meso.is_file():
-        container = cv2.VideoCapture(str(shared / "data/deepfake-dev/dfdc/lynaeydofd.mp4"))
-        faces: list[np.ndarray] = []
-        while len(faces) < args.frames:
-            ok, bgr = container.read()
-            if not ok:
-                break
-            faces.append(np.ascontiguousarray(bgr[:, :, ::-1]))
-        face_clip = clip_from_rgb(faces)
-        face_rgb = [
-            np.stack([np.asarray(f[p]) for p in range(3)], axis=-1)
-            for f in (
-                core.resize.Bicubic(face_clip, format=vs.RGB24, matrix_in_s="709").get_frame(n)
-                for n in range(len(faces))
-            )
-        ]
+    if not meso.is_file():
+        print(f"deepfake: {meso} is absent, skipped", file=sys.stderr)
+        return []
+    capture = cv2.VideoCapture(str(shared / "data/deepfake-dev/dfdc/lynaeydofd.mp4"))
+    faces: list[np.ndarray] = []
+    while len(faces) < args.frames:
+        ok, bgr = capture.read()
+        if not ok:
+            break
+        faces.append(np.ascontiguousarray(bgr[:, :, ::-1]))
+    h, w = faces[0].shape[:2]
+    rows = []
+    for fmt, overlay in ((vs.RGB24, False), (vs.YUV420P8, False), (vs.RGB24, True)):
+        clip = clip_from_rgb(faces, fmt)
+        as_rgb = clip if fmt == vs.RGB24 else core.resize.Bicubic(clip, format=vs.RGB24, matrix_in_s="709")
+        seen = [cv2.merge([np.asarray(f[p]) for p in range(3)]) for f in as_rgb.frames(close=True)]
 
-        def direct_deepfake() -> None:
-            DeepfakeScorer(classifier="meso4-df", classifier_path=meso, device=args.device).score_frames(
-                face_rgb
-            )
+        def direct(seen: list[np.ndarray] = seen, overlay: bool = overlay) -> None:
+            scorer = DeepfakeScorer(classifier="meso4-df", classifier_path=meso, device=args.device)
+            results, _ = scorer.score_video(seen, batch=BATCH)
+            if overlay:
+                for frame, result in zip(seen, results, strict=True):
+                    draw_overlay(frame, result.faces, OverlayStyle(), frame_score=result.score)
 
-        add(
-            f"deepfake overlay=False ({faces[0].shape[1]}x{faces[0].shape[0]})",
-            timed(
-                lambda: render(
-                    cf.deepfake(face_clip, overlay=False, classifier_path=meso, device=args.device)
-                ),
-                repeat=1,
+        timing = compare(
+            lambda clip=clip, overlay=overlay: render(
+                cf.deepfake(clip, overlay=overlay, classifier_path=meso, device=args.device)
             ),
-            timed(direct_deepfake, repeat=1),
-            len(faces),
+            direct,
+            args.repeat,
         )
+        name = core.get_video_format(fmt).name
+        rows.append(
+            {"filter": f"deepfake overlay={overlay} ({name} {w}x{h})", "frames": len(faces), **timing}
+        )
+    return rows
 
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--frames", type=int, default=8)
+    parser.add_argument("--repeat", type=int, default=3, help="timed filter/direct pairs per row")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--only", default="colorize,deepfake", help="colorize (with transfer), deepfake")
+    parser.add_argument("--quick", action="store_true", help="4 frames, 1 timed pair")
+    args = parser.parse_args()
+    if args.quick:
+        args.frames, args.repeat = 4, 1
+    shared = _shared()
+    wanted = set(args.only.split(","))
+    rows: list[dict[str, Any]] = []
+    if "colorize" in wanted:
+        rows += colour_rows(args, shared)
+    if "deepfake" in wanted:
+        rows += deepfake_rows(args, shared)
+    for r in rows:
+        r["filter_fps"] = r["frames"] / r["filter_s"]
+        r["direct_fps"] = r["frames"] / r["direct_s"]
     machine = f"{platform.machine()} {os.cpu_count()}-core CPU" if args.device == "cpu" else args.device
     print(
-        f"{'filter':<34} {'frames':>6} {'filter fps':>11} {'direct fps':>11} {'overhead':>9}", file=sys.stderr
+        f"{'filter':<42} {'frames':>6} {'filter fps':>11} {'direct fps':>11} {'overhead':>9} {'(best)':>8} "
+        f"{'cpu':>8}",
+        file=sys.stderr,
     )
     for r in rows:
         print(
-            f"{r['filter']:<34} {r['frames']:>6} {r['filter_fps']:>11.2f} {r['direct_fps']:>11.2f} "
-            f"{100 * r['overhead']:>8.1f}%",
+            f"{r['filter']:<42} {r['frames']:>6} {r['filter_fps']:>11.2f} {r['direct_fps']:>11.2f} "
+            f"{100 * r['overhead']:>8.1f}% {100 * r['overhead_best']:>7.1f}% {100 * r['cpu_overhead']:>7.1f}%",
             file=sys.stderr,
         )
     result = {
@@ -195,7 +244,9 @@ def main() -> None:
         "torch_threads": torch.get_num_threads(),
         "vs_threads": core.num_threads,
         "model_input": args.size,
-        "frame_size": [int(rgb_frames[0].shape[1]), int(rgb_frames[0].shape[0])],
+        "repeat": args.repeat,
+        "overhead": "median over alternating pairs of wall time(filter) / time(direct) - 1 (cpu_overhead: of "
+        "process CPU time; overhead_best: best filter time / best direct time - 1)",
         "rows": rows,
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)

@@ -13,6 +13,12 @@ score is the highest smoothed face score (None without faces); a video's score i
 DFDC-style "confident" aggregate (after the DFDC winners' strategy: when many frames are confidently fake, average
 only those; when nearly all are confidently real, average those; else the plain mean).
 
+Two stages. Scoring a frame is (1) :meth:`DeepfakeScorer.analyse`: detect faces, crop, classify: per frame, no
+state, safe to call from several threads at once (each thread borrows its own Haar cascade), the expensive part;
+then (2) :meth:`DeepfakeScorer.track`: track ids and per-track score smoothing, which must see the frames in order
+and is cheap. Hosts that render frames in parallel (VapourSynth) run (1) on their worker threads and (2) in frame
+order; :meth:`DeepfakeScorer.score_frames` does both for a batch of consecutive frames.
+
 Usage (streaming)::
 
     scorer = DeepfakeScorer(detector="haar", classifier="meso4-df")
@@ -23,6 +29,7 @@ Usage (streaming)::
 """
 
 import math
+import queue
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -36,7 +43,7 @@ from torch import nn
 
 from chromaflow.core.device import resolve_device
 from chromaflow.core.errors import UsageError
-from chromaflow.core.faces import Box, FaceDetector, as_rgb_frame
+from chromaflow.core.faces import Box, Face, FaceDetector, as_rgb_frame
 from chromaflow.core.nets import mesonet
 from chromaflow.core.tracking import IoUTracker
 
@@ -148,6 +155,15 @@ class FaceScore:
 
 
 @dataclass(frozen=True)
+class FrameFaces:
+    """Stage (1) of one frame (:meth:`DeepfakeScorer.analyse`): its faces, best first, and each face's raw fake
+    score (1 - P(REAL)); no track ids, no smoothing, so it depends on that frame alone."""
+
+    faces: tuple[Face, ...]
+    raw_scores: tuple[float, ...]
+
+
+@dataclass(frozen=True)
 class FrameResult:
     """Scores of one frame: ``score`` is the highest smoothed face score, None when no face was found."""
 
@@ -244,6 +260,10 @@ class DeepfakeScorer:
         self.max_batch = max_batch
         self._next_index = 0
         self._frame_scores: list[float | None] = []
+        # Haar cascades keep scratch state while they scan, so each thread analysing frames borrows its own copy
+        # (BlazeFace is a torch module in inference mode: one serves every thread).
+        self._detectors: queue.SimpleQueue[FaceDetector] = queue.SimpleQueue()
+        self._detectors.put(self.detector)
 
     def _make_detector(self, name: str, min_face: int) -> FaceDetector:
         if name not in ("haar", "blazeface", "auto"):
@@ -279,34 +299,73 @@ class DeepfakeScorer:
             out.append(1.0 - torch.sigmoid(self.classifier(x).float()).cpu().numpy())
         return np.concatenate(out) if out else np.zeros(0, dtype=np.float32)
 
-    def score_frames(self, frames: Sequence[Any], start_index: int | None = None) -> list[FrameResult]:
-        """Score a batch of consecutive RGB uint8 frames; all their faces are classified in one batch.
+    def _borrow_detector(self) -> FaceDetector:
+        if self.detector.backend != "haar":
+            return self.detector
+        try:
+            return self._detectors.get_nowait()
+        except queue.Empty:
+            d = self.detector
+            return FaceDetector(
+                "haar",
+                min_size=d.min_size,
+                min_score=d.min_score,
+                haar_neighbors=d.haar_neighbors,
+                haar_scale_factor=d.haar_scale_factor,
+                max_faces=d.max_faces,
+            )
 
-        ``start_index`` numbers the first frame (default: continue from the previous batch)."""
+    def analyse(self, frames: Sequence[Any]) -> list[FrameFaces]:
+        """Stage (1) for RGB uint8 frames (any order, any thread): faces and raw fake scores of each frame.
+
+        All faces of the call are classified in one batch. A frame's result depends on that frame alone (and, to
+        float rounding, on the classifier batch it shared), never on earlier calls."""
         rgb = [as_rgb_frame(f) for f in frames]
-        if start_index is not None:
-            self._next_index = start_index
-        detections = self.detector.detect_batch(rgb) if rgb else []
+        if not rgb:
+            return []
+        detector = self._borrow_detector()
+        try:
+            detections = detector.detect_batch(rgb)
+        finally:
+            if detector.backend == "haar":
+                self._detectors.put(detector)
         crops = [
             crop_face(f, face.box, self.crop)
             for f, faces in zip(rgb, detections, strict=True)
             for face in faces
         ]
         raw = self.classify(crops).tolist()
-        results, k = [], 0
+        out, k = [], 0
         for faces in detections:
-            ids = self.tracker.update([face.box for face in faces])
-            scored = []
-            for face, track in zip(faces, ids, strict=True):
-                fake = float(raw[k])
-                k += 1
-                scored.append(FaceScore(track, face.box, self.smoother.update(track, fake), fake, face.score))
-            self.smoother.forget({t.id for t in self.tracker.tracks})
-            result = FrameResult(self._next_index, tuple(sorted(scored, key=lambda s: s.track)))
-            self._next_index += 1
-            self._frame_scores.append(result.score)
-            results.append(result)
-        return results
+            out.append(FrameFaces(tuple(faces), tuple(float(v) for v in raw[k : k + len(faces)])))
+            k += len(faces)
+        return out
+
+    def track(self, faces: FrameFaces, index: int | None = None) -> FrameResult:
+        """Stage (2), for frames in order: track ids and smoothed scores of the next frame's stage-(1) result.
+
+        ``index`` numbers the frame (default: one after the previous frame)."""
+        if index is not None:
+            self._next_index = index
+        ids = self.tracker.update([face.box for face in faces.faces])
+        scored = [
+            FaceScore(track, face.box, self.smoother.update(track, fake), fake, face.score)
+            for face, fake, track in zip(faces.faces, faces.raw_scores, ids, strict=True)
+        ]
+        self.smoother.forget({t.id for t in self.tracker.tracks})
+        result = FrameResult(self._next_index, tuple(sorted(scored, key=lambda s: s.track)))
+        self._next_index += 1
+        self._frame_scores.append(result.score)
+        return result
+
+    def score_frames(self, frames: Sequence[Any], start_index: int | None = None) -> list[FrameResult]:
+        """Score a batch of consecutive RGB uint8 frames; all their faces are classified in one batch.
+
+        ``start_index`` numbers the first frame (default: continue from the previous batch)."""
+        analysed = self.analyse(frames)
+        if start_index is not None:
+            self._next_index = start_index
+        return [self.track(faces) for faces in analysed]
 
     def score_video(self, frames: Sequence[Any], batch: int = 8) -> tuple[list[FrameResult], VideoSummary]:
         """Convenience: score a whole list of frames from a fresh state and summarise."""

@@ -15,11 +15,13 @@ copies (:mod:`chromaflow.filters.vs_streams`). Colour-description properties are
 
 import copy
 import threading
+from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import torch
 import vapoursynth as vs
@@ -34,7 +36,7 @@ from chromaflow.core.colour import (
     upsample_chroma,
     ycbcr_to_rgb,
 )
-from chromaflow.core.deepfake import DeepfakeScorer, FrameResult
+from chromaflow.core.deepfake import DeepfakeScorer, FrameFaces, FrameResult
 from chromaflow.core.errors import ChromaflowError
 from chromaflow.core.hints import Hint, parse_hint
 from chromaflow.core.keyframes import MODES
@@ -73,10 +75,13 @@ def _plane(frame: vs.VideoFrame, p: int) -> np.ndarray:
 
 
 def _store(frame: vs.VideoFrame, p: int, codes: Tensor, layout_bits: int, is_float: bool) -> None:
-    """Write code values (float tensor) into plane ``p`` of a writable frame: rounded and clamped for integers."""
+    """Write code values into plane ``p`` of a writable frame: float values rounded and clamped for integer planes,
+    integer values (already in range) as they are."""
     out = _plane(frame, p)
     if is_float:
         out[...] = codes.to(torch.float32).cpu().numpy()
+    elif not codes.is_floating_point():  # already rounded and clamped (ycbcr_chroma's integer codes)
+        out[...] = codes.cpu().numpy()
     else:
         peak = (1 << layout_bits) - 1
         out[...] = codes.round().clamp_(0, peak).to(torch.int32).cpu().numpy()
@@ -227,6 +232,40 @@ def frame_lightness(frame: vs.VideoFrame, layout: ClipLayout, desc: ColourDescri
     return ycbcr_lightness(_plane(frame, 0), desc.ycbcr(layout)).numpy()
 
 
+class _LumaSource:
+    """The engine's frame source: ``luma(k)`` is frame ``k``'s L* ``(H, W)`` float32, read as the renderer reads it.
+
+    The renderer :meth:`put` s the L* of the frame it is rendering (and a fetched frame is kept too), so the engine
+    asking for a frame that was just rendered (its own, or the previous one for a chain or a scene cut) gets it
+    without a nested ``get_frame`` and a second conversion; only frames not seen lately are fetched.
+    """
+
+    def __init__(self, clip: vs.VideoNode, layout: ClipLayout, func: str, capacity: int = 32) -> None:
+        self.clip = clip
+        self.layout = layout
+        self.func = func
+        self.capacity = capacity
+        self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def put(self, k: int, l_star: np.ndarray) -> None:
+        with self._lock:
+            self._cache[k] = l_star
+            self._cache.move_to_end(k)
+            while len(self._cache) > self.capacity:
+                self._cache.popitem(last=False)
+
+    def __call__(self, k: int) -> np.ndarray:
+        with self._lock:
+            cached = self._cache.get(k)
+        if cached is not None:
+            return cached
+        frame = self.clip.get_frame(k)
+        l_star = frame_lightness(frame, self.layout, describe(frame.props, self.layout, self.func, k))
+        self.put(k, l_star)
+        return l_star
+
+
 class _ColorizeRenderer:
     """Renders one output frame of :func:`colorize` / :func:`transfer` (called from VapourSynth's worker threads).
 
@@ -237,10 +276,17 @@ class _ColorizeRenderer:
     """
 
     def __init__(
-        self, func: str, engine: VideoColorizer, layout: ClipLayout, out: vs.VideoFormat, model_name: str
+        self,
+        func: str,
+        engine: VideoColorizer,
+        luma: _LumaSource,
+        layout: ClipLayout,
+        out: vs.VideoFormat,
+        model_name: str,
     ) -> None:
         self.func = func
         self.engine = engine
+        self.luma = luma
         self.layout = layout
         self.out = out
         self.model_name = model_name
@@ -256,6 +302,7 @@ class _ColorizeRenderer:
             desc = describe(src.props, self.layout, self.func, n)
             desc_out = desc if self.layout.family != vs.GRAY else _gray_output_description(desc, self.out)
             l_np = frame_lightness(src, self.layout, desc)
+            self.luma.put(n, l_np)
             l_star = torch.from_numpy(l_np)[None, None]
             ab = torch.from_numpy(self.engine.ab(n, l_np))[None]
             if self.out.color_family == vs.RGB:
@@ -268,7 +315,7 @@ class _ColorizeRenderer:
                     _plane(fout, 0)[...] = _plane(src, 0)  # the luma, bit for bit
                 codes = ycbcr_chroma(l_star, ab, desc.ycbcr(self.layout), self.factors, desc_out.siting)[0]
                 for p in (1, 2):
-                    _store(fout, p, codes[p - 1].to(torch.float32), self.out.bits_per_sample, self.out_float)
+                    _store(fout, p, codes[p - 1], self.out.bits_per_sample, self.out_float)
             desc_out.write(fout.props, self.out.color_family)
             if self.model_name:
                 fout.props[PROP_PREFIX + "Model"] = self.model_name
@@ -366,16 +413,6 @@ def _reference_images(
     return images
 
 
-def _luma_source(clip: vs.VideoNode, layout: ClipLayout, func: str) -> Any:
-    """``luma(k)``: frame ``k``'s L* ``(H, W)`` float32, read as the renderer reads it (the engine's frame source)."""
-
-    def luma(k: int) -> np.ndarray:
-        frame = clip.get_frame(k)
-        return frame_lightness(frame, layout, describe(frame.props, layout, func, k))
-
-    return luma
-
-
 def _build_engine(
     clip: vs.VideoNode,
     layout: ClipLayout,
@@ -389,6 +426,7 @@ def _build_engine(
     smooth: int,
     scene_cut_threshold: float | None,
     batch: int,
+    luma: _LumaSource,
 ) -> VideoColorizer:
     """The core engine of one clip: every option of :func:`colorize` goes to :class:`VideoColorizer`."""
     if mode not in MODES:
@@ -406,7 +444,7 @@ def _build_engine(
     with _reported(func):
         return VideoColorizer(
             clip.num_frames,
-            _luma_source(clip, layout, func),
+            luma,
             colorizer=colorizer,
             references=images,
             transfer=mode,
@@ -480,10 +518,12 @@ def colorize(
         raise vs.Error(f"chromaflow.{func}: give a model, references, or both")
     if references is not None and parsed_hints:
         raise vs.Error(f"chromaflow.{func}: hints apply to the model alone; with references, leave hints out")
+    luma = _LumaSource(clip, layout, func)
     engine = _build_engine(
         clip,
         layout,
         func,
+        luma=luma,
         colorizer=_PooledColorizer(pool) if pool is not None else None,
         references=references,
         mode=transfer,
@@ -494,7 +534,7 @@ def colorize(
         batch=batch,
     )
     name = pool.engines[0].name if pool is not None else ""
-    return _finish(clip, layout, out, _ColorizeRenderer(func, engine, layout, out, name))
+    return _finish(clip, layout, out, _ColorizeRenderer(func, engine, luma, layout, out, name))
 
 
 def transfer(
@@ -518,10 +558,12 @@ def transfer(
     func = "transfer"
     layout = check_clip(clip, func)
     out = _output_format(layout, clip, out_format, func)
+    luma = _LumaSource(clip, layout, func)
     engine = _build_engine(
         clip,
         layout,
         func,
+        luma=luma,
         colorizer=None,
         references=ref,
         mode=mode,
@@ -531,45 +573,102 @@ def transfer(
         scene_cut_threshold=scene_cut_threshold,
         batch=1,
     )
-    return _finish(clip, layout, out, _ColorizeRenderer(func, engine, layout, out, ""))
+    return _finish(clip, layout, out, _ColorizeRenderer(func, engine, luma, layout, out, ""))
 
 
 # ------------------------------------------------------------------------------------------------ deepfake
 
 
-class _SequentialScores:
-    """Deepfake results of a clip, computed in frame order whatever order frames are requested in.
+def _rgb24_clip(clip: vs.VideoNode, layout: ClipLayout, func: str) -> vs.VideoNode:
+    """The clip as RGB24, converted by ``core.resize`` (zimg, in VapourSynth's threads) with the defaults of
+    :func:`describe` where a frame's properties are missing; each frame's description is checked first, so an
+    unsupported ``_Matrix`` gives chromaflow's error."""
+    if layout.family == vs.RGB and layout.bits == 8 and not layout.is_float:
+        return clip
 
-    Tracks and per-track score smoothing depend on every earlier frame, so frame ``n`` is scored only after
-    ``0 .. n-1``, in batches of ``batch`` frames (read ahead of ``n``), under one lock; results are kept, so a
-    request for an earlier frame is a lookup. Any request order therefore gives the sequential results.
+    def checked(n: int, f: vs.VideoFrame) -> vs.VideoFrame:
+        describe(f.props, layout, func, n)
+        return f
+
+    full = layout.is_float or layout.family == vs.RGB
+    options: dict[str, Any] = {"range_in": 1 if full else 0}
+    if layout.family == vs.YUV:
+        options.update(matrix_in=1 if layout.is_hd else 6, chromaloc_in=0)
+    return core.resize.Bicubic(core.std.ModifyFrame(clip, clip, checked), format=vs.RGB24, **options)
+
+
+def _interleaved(frame: vs.VideoFrame) -> np.ndarray:
+    """An RGB24 frame as one ``(H, W, 3)`` uint8 array (the layout OpenCV and the scorer take)."""
+    return cv2.merge([np.asarray(frame[0]), np.asarray(frame[1]), np.asarray(frame[2])])
+
+
+class _DeepfakeFrames:
+    """Deepfake results of a clip, identical whatever order and however many threads request frames.
+
+    Stage (1) of the scorer (faces, crops, raw scores: :meth:`DeepfakeScorer.analyse`) runs on the thread that
+    renders the frame, so VapourSynth's threads analyse frames in parallel; a frame being analysed by one thread is
+    waited for, not analysed twice. Stage (2) (tracks, smoothing: :meth:`DeepfakeScorer.track`) runs in frame order
+    under one lock; it is cheap. Frames before ``n`` that nobody requested yet are fetched and analysed by the
+    thread that needs them (only under out-of-order access).
     """
 
-    def __init__(self, scorer: DeepfakeScorer, clip: vs.VideoNode, layout: ClipLayout, batch: int) -> None:
+    def __init__(self, scorer: DeepfakeScorer, rgb: vs.VideoNode) -> None:
         self.scorer = scorer
-        self.clip = clip
-        self.layout = layout
-        self.batch = batch
-        self.results: dict[int, FrameResult] = {}
-        self._next = 0
-        self._lock = threading.Lock()
+        self.rgb = rgb
+        self._faces: dict[int, FrameFaces] = {}
+        self._busy: dict[int, threading.Event] = {}
+        self._results: dict[int, FrameResult] = {}
+        self._next = 0  # frames before this have been tracked
+        self._lock = threading.Lock()  # guards the dicts and _next
+        self._order = threading.Lock()  # stage (2)
 
-    def rgb8(self, frame: vs.VideoFrame, n: int) -> np.ndarray:
-        desc = describe(frame.props, self.layout, "deepfake", n)
-        rgb = frame_rgb(frame, self.layout, desc)
-        return (rgb * 255.0).round().to(torch.uint8).permute(1, 2, 0).contiguous().numpy()
+    def _analysed(self, k: int, rgb8: np.ndarray | None = None) -> None:
+        """Make sure frame ``k``'s stage (1) is done (or the frame already tracked)."""
+        while True:
+            with self._lock:
+                if k in self._faces or k < self._next:
+                    return
+                event = self._busy.get(k)
+                mine = event is None
+                if event is None:
+                    event = self._busy[k] = threading.Event()
+            if not mine:
+                event.wait()  # its thread finished (or failed: then the loop takes the work over)
+                continue
+            try:
+                if rgb8 is None:
+                    rgb8 = _interleaved(self.rgb.get_frame(k))
+                (faces,) = self.scorer.analyse([rgb8])
+                with self._lock:
+                    self._faces[k] = faces
+                return
+            finally:
+                with self._lock:
+                    del self._busy[k]
+                event.set()
 
-    def get(self, n: int, frame: vs.VideoFrame) -> FrameResult:
+    def get(self, n: int, rgb8: np.ndarray) -> FrameResult:
         with self._lock:
+            done = self._results.get(n)
+        if done is not None:
+            return done
+        self._analysed(n, rgb8)
+        k = self._next
+        while k < n:  # earlier frames: other threads are usually on them already
+            self._analysed(k)
+            k += 1
+        with self._order:
             while self._next <= n:
-                stop = min(self.clip.num_frames, self._next + self.batch)
-                frames = [
-                    self.rgb8(frame if k == n else self.clip.get_frame(k), k) for k in range(self._next, stop)
-                ]
-                for result in self.scorer.score_frames(frames, start_index=self._next):
-                    self.results[result.index] = result
-                self._next = stop
-            return self.results[n]
+                k = self._next
+                self._analysed(k)
+                with self._lock:
+                    faces = self._faces.pop(k)
+                result = self.scorer.track(faces, k)
+                with self._lock:
+                    self._results[k] = result
+                    self._next = k + 1
+        with self._lock:
+            return self._results[n]
 
 
 def _write_deepfake_props(props: Any, result: FrameResult, scorer: DeepfakeScorer) -> None:
@@ -584,36 +683,82 @@ def _write_deepfake_props(props: Any, result: FrameResult, scorer: DeepfakeScore
         props[PROP_PREFIX + "FaceTracks"] = [int(face.track) for face in result.faces]
 
 
+OVERLAY_TILE = 64  # overlay pixels are converted in tiles of this side (a multiple of every chroma factor)
+
+
 def _paint_overlay(
     fout: vs.VideoFrame, rgb8: np.ndarray, drawn: np.ndarray, layout: ClipLayout, desc: ColourDescription
 ) -> None:
-    """Write the overlay's pixels (where ``drawn`` differs from ``rgb8``) into the frame; others stay bit for bit."""
-    changed = torch.from_numpy((drawn != rgb8).any(axis=2))
-    if not bool(changed.any()):
-        return
-    rgb = torch.from_numpy(drawn).permute(2, 0, 1).to(torch.float32) / 255.0
+    """Write the overlay's pixels (where ``drawn`` differs from ``rgb8``) into the frame; others stay bit for bit.
+
+    Only tiles holding drawn pixels are converted, each with a margin wider than the chroma filter's reach (on the
+    chroma grid), so the written values are those a conversion of the whole frame gives, at a fraction of its
+    cost (boxes and labels cover little of a frame)."""
+    r, g, b = cv2.split(cv2.absdiff(drawn, rgb8))
+    changed = cv2.max(cv2.max(r, g), b) > 0
+    t = OVERLAY_TILE
+    h, w = changed.shape
+    hits = torch.nn.functional.max_pool2d(
+        torch.from_numpy(changed)[None, None].to(torch.float32), t, stride=t, ceil_mode=True
+    )[0, 0]
+    for ty, tx in hits.nonzero().tolist():
+        _paint_tile(
+            fout, drawn, changed, layout, desc, (ty * t, min(h, ty * t + t)), (tx * t, min(w, tx * t + t))
+        )
+
+
+def _paint_tile(
+    fout: vs.VideoFrame,
+    drawn: np.ndarray,
+    changed: np.ndarray,
+    layout: ClipLayout,
+    desc: ColourDescription,
+    rows: tuple[int, int],
+    cols: tuple[int, int],
+) -> None:
+    """Convert the drawn pixels of one tile (``rows``, ``cols``: ``[start, stop)``, on the chroma grid)."""
+    fh, fw = layout.factors
+    y0, y1 = _widen(rows, fh, layout.height)
+    x0, x1 = _widen(cols, fw, layout.width)
+    hit = np.zeros((y1 - y0, x1 - x0), dtype=bool)  # the tile's drawn pixels, in the widened region
+    hit[rows[0] - y0 : rows[1] - y0, cols[0] - x0 : cols[1] - x0] = changed[
+        rows[0] : rows[1], cols[0] : cols[1]
+    ]
+    hit_t = torch.from_numpy(hit)
+    rgb = (
+        torch.from_numpy(np.ascontiguousarray(drawn[y0:y1, x0:x1])).permute(2, 0, 1).to(torch.float32) / 255.0
+    )
     if layout.family == vs.RGB:
         scale = 1.0 if layout.is_float else float(layout.peak)
         for p in range(3):
-            plane = _plane(fout, p)
-            plane[changed.numpy()] = _coded(rgb[p][changed] * scale, layout).numpy()
+            _plane(fout, p)[y0:y1, x0:x1][hit] = _coded(rgb[p][hit_t] * scale, layout).numpy()
         return
-    fmt = desc.ycbcr(layout)
-    ycc = rgb_to_ycbcr(rgb, fmt)
-    _plane(fout, 0)[changed.numpy()] = _coded(ycc[0][changed], layout).numpy()
+    ycc = rgb_to_ycbcr(rgb, desc.ycbcr(layout))
+    _plane(fout, 0)[y0:y1, x0:x1][hit] = _coded(ycc[0][hit_t], layout).numpy()
     if layout.family == vs.GRAY:
         return
     chroma = ycc[1:3]
-    mask = changed
+    mask = hit_t
     if layout.factors != (1, 1):
-        fh, fw = layout.factors
         chroma = downsample_chroma(chroma, layout.factors, desc.siting)
-        hit = torch.nn.functional.max_pool2d(
-            changed[None, None].float(), (fh, fw), stride=(fh, fw), ceil_mode=True
+        pooled = torch.nn.functional.max_pool2d(
+            hit_t[None, None].float(), (fh, fw), stride=(fh, fw), ceil_mode=True
         )[0, 0]
-        mask = hit[: chroma.shape[1], : chroma.shape[2]] > 0
+        mask = pooled[: chroma.shape[1], : chroma.shape[2]] > 0
+    cy, cx = y0 // fh, x0 // fw
+    mask_np = mask.numpy()
     for p in (1, 2):
-        _plane(fout, p)[mask.numpy()] = _coded(chroma[p - 1][mask], layout).numpy()
+        plane = _plane(fout, p)[cy : cy + chroma.shape[1], cx : cx + chroma.shape[2]]
+        plane[mask_np] = _coded(chroma[p - 1][mask], layout).numpy()
+
+
+def _widen(span: tuple[int, int], factor: int, size: int) -> tuple[int, int]:
+    """``span`` widened by more than the chroma filter's reach, on the chroma grid (``start`` a multiple of
+    ``factor``; ``stop`` too, or the frame's end)."""
+    margin = 2 * factor + 2
+    start = max(0, span[0] - margin) // factor * factor
+    stop = min(size, -(-(span[1] + margin) // factor) * factor)
+    return start, stop
 
 
 def _coded(values: Tensor, layout: ClipLayout) -> Tensor:
@@ -631,7 +776,6 @@ def deepfake(
     device: str | None = None,
     smoothing: str = "ema",
     min_face: int = 80,
-    batch: int = 8,
     style: OverlayStyle | None = None,
 ) -> vs.VideoNode:
     """Score faces for deepfake manipulation; per-frame results as ``Chromaflow*`` frame properties.
@@ -639,14 +783,13 @@ def deepfake(
     Any GRAY/YUV/RGB format; the output has the input's format and, with ``overlay``, boxes and ``FAKE 87%`` labels
     drawn in (only the drawn pixels change). ``detector``: ``haar`` (built in) or ``blazeface``; ``classifier``:
     ``meso4-df``, ``meso4-f2f``, ``mesoinception-df``, ``mesoinception-f2f`` (``chromaflow models download NAME``)
-    or a loaded module; ``classifier_path`` loads that classifier from a file. Face tracks and per-track score
-    smoothing (``ema``, ``median``, ``none``) run in frame order, so frames are scored sequentially in batches of
-    ``batch`` whatever order they are requested in.
+    or a loaded module; ``classifier_path`` loads that classifier from a file. The scorer sees each frame as RGB24
+    (converted by ``core.resize.Bicubic`` from the frame's colour description). Faces are found and classified on
+    VapourSynth's threads in parallel; face tracks and per-track score smoothing (``ema``, ``median``, ``none``)
+    run in frame order, so any request order gives the results of a sequential render.
     """
     func = "deepfake"
     layout = check_clip(clip, func)
-    if batch < 1:
-        raise vs.Error(f"chromaflow.{func}: batch must be at least 1, got {batch}")
     with _reported(func):
         scorer = DeepfakeScorer(
             detector,
@@ -656,19 +799,21 @@ def deepfake(
             min_face=min_face,
             classifier_path=classifier_path,
         )
-    scores = _SequentialScores(scorer, clip, layout, batch)
+    rgb = _rgb24_clip(clip, layout, func)
+    scores = _DeepfakeFrames(scorer, rgb)
     overlay_style = style or OverlayStyle()
 
-    def render(n: int, f: vs.VideoFrame) -> vs.VideoFrame:
+    def render(n: int, f: list[vs.VideoFrame]) -> vs.VideoFrame:
+        src, rgb_frame = f
         with _reported(func, n):
-            result = scores.get(n, f)
-            fout = f.copy()
+            rgb8 = _interleaved(rgb_frame)
+            result = scores.get(n, rgb8)
+            fout = src.copy()
             if overlay and result.faces:
-                desc = describe(f.props, layout, func, n)
-                rgb8 = scores.rgb8(f, n)
+                desc = describe(src.props, layout, func, n)
                 drawn = draw_overlay(rgb8, result.faces, overlay_style, frame_score=result.score)
                 _paint_overlay(fout, rgb8, drawn, layout, desc)
             _write_deepfake_props(fout.props, result, scorer)
             return fout
 
-    return core.std.ModifyFrame(clip, clip, render)
+    return core.std.ModifyFrame(clip, [clip, rgb], render)

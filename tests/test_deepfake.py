@@ -2,6 +2,7 @@
 give None, tracks are smoothed, video aggregates are right."""
 
 import importlib.util
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import cv2
@@ -111,3 +112,26 @@ def test_bad_options(shared: Path) -> None:
         DeepfakeScorer("haar", "xception")
     with pytest.raises(UsageError, match="detector"):
         DeepfakeScorer("dlib", "meso4-df", classifier_path=shared / "models/mesonet/Meso4_DF.h5")
+
+
+def test_two_stages_give_score_frames_results_from_any_thread(shared: Path) -> None:
+    """Stage (1) depends on a frame alone, so threads may run it in any order; stage (2) in order then matches."""
+    frames = moving_face_clip(shared, frames=6)
+    expected = _scorer(shared).score_frames(frames)
+    scorer = _scorer(shared)
+    sequential = [scorer.analyse([f])[0] for f in frames]
+    order = [5, 2, 0, 4, 1, 3, 2, 5]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        parallel = dict(zip(order, pool.map(lambda n: scorer.analyse([frames[n]])[0], order), strict=True))
+    for n, faces in enumerate(sequential):
+        assert parallel[n] == faces  # exact: boxes and raw scores
+    results = [scorer.track(parallel[n]) for n in range(len(frames))]
+    for got, want in zip(results, expected, strict=True):
+        assert got.index == want.index
+        assert [f.track for f in got.faces] == [f.track for f in want.faces] == [1]
+        assert [f.box for f in got.faces] == [f.box for f in want.faces]
+        # the batch the classifier saw differs (1 frame vs 6), so only float rounding may differ
+        assert [f.score for f in got.faces] == pytest.approx([f.score for f in want.faces], abs=1e-5)
+    assert results[3].faces[0].score != results[3].faces[0].raw_score  # smoothing at work
+    assert scorer.finish().frames == len(frames)
+    assert scorer.track(scorer.analyse([frames[0]])[0], index=40).index == 40

@@ -5,6 +5,7 @@ The colour net is chromaflow's own ``base`` architecture, narrow (width 8) with 
 written into their planes.
 """
 
+import importlib.util
 import os
 import random
 import shutil
@@ -20,7 +21,12 @@ import torch
 vs = pytest.importorskip("vapoursynth")
 
 from chromaflow.core.colorizer import Colorizer, ycbcr_chroma, ycbcr_lightness  # noqa: E402
-from chromaflow.core.colour import YCbCrFormat, downsample_chroma, lightness  # noqa: E402
+from chromaflow.core.colour import (  # noqa: E402
+    YCbCrFormat,
+    downsample_chroma,
+    lightness,
+    rgb_to_ycbcr,
+)
 from chromaflow.core.hints import parse_hint  # noqa: E402
 from chromaflow.core.nets.base import BaseColorNet  # noqa: E402
 from chromaflow.core.video import DEFAULT_SMOOTH_RADIUS, VideoColorizer  # noqa: E402
@@ -642,6 +648,104 @@ def test_deepfake_overlay_changes_only_drawn_pixels(shared: Path, meso4: Path) -
     assert last.props["ChromaflowFaces"] == 0 and "ChromaflowDeepfakeScore" not in last.props
     for p in range(3):
         assert np.array_equal(np.asarray(last[p]), np.asarray(both.get_frame(2)[p]))
+
+
+def _rgb_clip(frames: list[np.ndarray], fmt: int) -> vs.VideoNode:
+    """RGB uint8 frames as a clip of ``fmt`` (BT.709 limited range for YUV)."""
+    h, w = frames[0].shape[:2]
+    blank = core.std.BlankClip(format=vs.RGB24, width=w, height=h, length=len(frames))
+
+    def fill(n: int, f: vs.VideoFrame) -> vs.VideoFrame:
+        g = f.copy()
+        for p in range(3):
+            np.asarray(g[p])[...] = frames[n][:, :, p]
+        return g
+
+    clip = core.std.ModifyFrame(blank, blank, fill)
+    return clip if fmt == vs.RGB24 else core.resize.Bicubic(clip, format=fmt, matrix_s="709")
+
+
+_DEEPFAKE_PROPS = ("Faces", "DeepfakeScore", "FaceBoxes", "FaceScores", "FaceRawScores", "FaceTracks")
+
+
+def _deepfake_state(frame: vs.VideoFrame) -> tuple[list[np.ndarray], dict[str, object]]:
+    props = {k: frame.props.get("Chromaflow" + k) for k in _DEEPFAKE_PROPS}
+    return planes(frame), props
+
+
+def test_deepfake_parallel_random_order_matches_a_sequential_render(shared: Path, meso4: Path) -> None:
+    """Faces are analysed on several threads in any order; tracks and EMA smoothing still follow frame order."""
+    spec = importlib.util.spec_from_file_location("moving_clip", REPO / "tests/test_tracking.py")
+    assert spec is not None and spec.loader is not None
+    tracking = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tracking)
+    src = _rgb_clip(tracking.moving_face_clip(shared, frames=8), vs.YUV420P8)
+    before = core.num_threads
+    try:
+        core.num_threads = 1
+        seq_clip = cf.deepfake(src, classifier_path=meso4)
+        sequential = [_deepfake_state(seq_clip.get_frame(n)) for n in range(src.num_frames)]
+        core.num_threads = 4
+        clip = cf.deepfake(src, classifier_path=meso4)
+        order = list(range(src.num_frames)) * 2
+        random.Random(11).shuffle(order)
+        with ThreadPoolExecutor(max_workers=6) as pool:
+            results = list(pool.map(lambda n: (n, _deepfake_state(clip.get_frame(n))), order))
+    finally:
+        core.num_threads = before
+    # the test can fail: smoothing makes a frame's score depend on the frames before it
+    assert any(s[1]["FaceScores"] != s[1]["FaceRawScores"] for s in sequential[1:])
+    assert all(s[1]["Faces"] == 1 for s in sequential)
+    for n, (got_planes, got_props) in results:
+        assert got_props == sequential[n][1], f"frame {n}"
+        for a, b in zip(got_planes, sequential[n][0], strict=True):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_deepfake_refuses_an_unsupported_matrix(shared: Path, meso4: Path) -> None:
+    clip, _ = _face_clip(shared, vs.YUV420P8, length=1)
+    out = cf.deepfake(core.std.SetFrameProps(clip, _Matrix=7), classifier_path=meso4)
+    with pytest.raises(vs.Error, match=r"chromaflow\.deepfake: frame 0 has _Matrix=7"):
+        out.get_frame(0)
+
+
+@pytest.mark.parametrize(("fmt", "siting"), [(vs.YUV420P8, 0), (vs.YUV422P10, 1), (vs.RGB24, 0)])
+def test_overlay_tiles_write_what_a_whole_frame_conversion_gives(fmt: int, siting: int) -> None:
+    """The overlay is converted tile by tile; written values equal a conversion of the whole frame."""
+    h, w = 150, 206  # not multiples of the tile: the last tiles end at the frame's edge
+    clip = core.std.BlankClip(format=fmt, width=w, height=h, length=1)
+    frame = clip.get_frame(0)
+    layout = check_clip(clip, "deepfake")
+    desc = describe({"_Matrix": 1, "_ChromaLocation": siting}, layout, "deepfake", 0)
+    rng = np.random.default_rng(4)
+    rgb8 = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+    drawn = rgb8.copy()
+    drawn[10:12, 5:190] = (255, 40, 40)  # a box outline crossing several tiles
+    drawn[10:140, 188:190] = (255, 40, 40)
+    drawn[139:150, 150:206] = rng.integers(0, 256, (11, 56, 3), dtype=np.uint8)  # a label in the corner
+    fout = frame.copy()
+    cf._paint_overlay(fout, rgb8, drawn, layout, desc)
+    changed = (drawn != rgb8).any(axis=2)
+    unit = torch.from_numpy(drawn).permute(2, 0, 1).to(torch.float32) / 255.0
+    if layout.family == vs.RGB:
+        expected = [unit[p] * 255 for p in range(3)]
+        masks = [changed] * 3
+    else:
+        ycc = rgb_to_ycbcr(unit, desc.ycbcr(layout))
+        chroma = downsample_chroma(ycc[1:3], layout.factors, desc.siting)
+        fh, fw = layout.factors
+        blocks = (
+            torch.nn.functional.max_pool2d(
+                torch.from_numpy(changed)[None, None].float(), (fh, fw), stride=(fh, fw), ceil_mode=True
+            )[0, 0].numpy()
+            > 0
+        )
+        expected, masks = [ycc[0], chroma[0], chroma[1]], [changed, blocks, blocks]
+    for p in range(3):
+        got, before = np.asarray(fout[p]), np.asarray(frame[p])
+        want = expected[p].round().clamp(0, layout.peak).numpy()
+        np.testing.assert_array_equal(got[masks[p]], want[masks[p]])
+        np.testing.assert_array_equal(got[~masks[p]], before[~masks[p]])
 
 
 def test_deepfake_errors() -> None:
