@@ -185,14 +185,16 @@ _DIS_PRESETS = {
 }
 
 
-def _anchor_dis(preset: str) -> cv2.DISOpticalFlow:
-    """A per-thread DIS instance (OpenCV DIS objects are not thread-safe). ``calc`` starts from the flow it is
-    given when that flow has the frame's size and type CV_32FC2."""
-    cache: dict[str, cv2.DISOpticalFlow] | None = getattr(_local, "dis", None)
+def _anchor_dis(preset: str, shape: tuple[int, int]) -> cv2.DISOpticalFlow:
+    """This thread's DIS instance for ``preset`` and frame ``shape`` (OpenCV DIS objects are not thread-safe, and
+    one that has seen another frame size gives different flow; see :func:`chromaflow.core.flow._dis`). ``calc``
+    starts from the flow it is given when that flow has the frame's size and type CV_32FC2."""
+    cache: dict[tuple[str, tuple[int, int]], cv2.DISOpticalFlow] | None = getattr(_local, "dis", None)
     if cache is None:
         cache = {}
         _local.dis = cache
-    if preset not in cache:
+    key = (preset, shape)
+    if key not in cache:
         if preset == "fine":
             dis = cv2.DISOpticalFlow.create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
             dis.setFinestScale(0)
@@ -200,8 +202,10 @@ def _anchor_dis(preset: str) -> cv2.DISOpticalFlow:
             dis = cv2.DISOpticalFlow.create(_DIS_PRESETS[preset])
         else:
             raise UsageError(f"unknown anchor preset {preset!r}; use ultrafast, fast, medium or fine")
-        cache[preset] = dis
-    return cache[preset]
+        if len(cache) >= 8:
+            cache.clear()
+        cache[key] = dis
+    return cache[key]
 
 
 def anchor_chain(
@@ -220,7 +224,7 @@ def anchor_chain(
     """
     ident = identity_positions(state.pos.shape[:2])
     flow = np.ascontiguousarray(state.pos - ident)
-    refined = _anchor_dis(params.anchor_preset).calc(frame_luma, key_luma, flow.copy())
+    refined = _anchor_dis(params.anchor_preset, frame_luma.shape).calc(frame_luma, key_luma, flow.copy())
     pos_new = np.asarray(ident + refined, dtype=np.float32)
     e_old = box((_sample(key.l_work, state.pos) - l_work) ** 2, params.photo_radius)
     e_new = box((_sample(key.l_work, pos_new) - l_work) ** 2, params.photo_radius)

@@ -103,7 +103,7 @@ def test_errors_exit_codes_and_no_partial_output(tiny, tmp_path, capsys):
     assert _run(str(good), str(tmp_path / "o.png"), "--model", str(tiny["plain"])) == 2
     assert sorted(p.name for p in tmp_path.iterdir()) == ["g.png", "junk.png"]
     capsys.readouterr()
-    assert _run(str(good), str(tmp_path / "o.png")) == 4  # no bundled base in a bare checkout
+    assert _run(str(good), str(tmp_path / "o.png"), "--model", "siggraph17") == 4  # not downloaded here
     assert "chromaflow models download siggraph17" in capsys.readouterr().err
 
 

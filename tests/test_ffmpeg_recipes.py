@@ -30,11 +30,22 @@ def _load(name: str, path: Path) -> ModuleType:
 host = _load("chromaflow_host_tools", REPO / "tests" / "host_tools.py")
 
 
+_VS_CONFIG: dict[str, str] = {}
+
+
 @pytest.fixture(scope="module")
-def ffmpeg() -> str:
+def ffmpeg(tmp_path_factory: pytest.TempPathFactory) -> str:
     path, why = host.find_or_install("ffmpeg", "ffmpeg")
     if path is None:
         pytest.skip(why)
+    # vspipe finds its Python through VapourSynth's per-user configuration (`vapoursynth config`, a one-time
+    # set-up step for users); write it into a private folder so the tests touch nothing of the user's.
+    config_home = tmp_path_factory.mktemp("vs-config")
+    tool = VENV_BIN / "vapoursynth"
+    if tool.is_file():
+        env = dict(os.environ, XDG_CONFIG_HOME=str(config_home))
+        subprocess.run([str(tool), "config"], env=env, check=True, capture_output=True)
+        _VS_CONFIG["XDG_CONFIG_HOME"] = str(config_home)
     return path
 
 
@@ -42,6 +53,7 @@ def _env(ffmpeg: str) -> dict[str, str]:
     vspipe = VENV_BIN / "vspipe"
     return {
         **os.environ,
+        **_VS_CONFIG,
         "FFMPEG": ffmpeg,
         "CHROMAFLOW": host.chromaflow_cli(),
         "VSPIPE": str(vspipe) if vspipe.is_file() else "vspipe",

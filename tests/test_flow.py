@@ -109,3 +109,16 @@ def test_bad_inputs_raise() -> None:
         compute_flow(np.zeros((4, 4), np.uint8), np.zeros((4, 4), np.uint8))
     with pytest.raises(InputError):
         warp(np.zeros((5, 5), np.float32), np.zeros((5, 5, 3), np.float32))
+
+
+def test_flow_does_not_depend_on_earlier_frame_sizes() -> None:
+    """An OpenCV DIS object that has seen another frame size gives different flow; ours must not."""
+    from chromaflow.core.flow import compute_flow
+
+    rng = np.random.default_rng(5)
+    base = cv2.GaussianBlur(rng.integers(0, 255, (72, 96), dtype=np.uint8), (5, 5), 0)
+    moved = np.roll(base, (1, 2), axis=(0, 1))
+    first = compute_flow(base, moved, "fast")
+    other = cv2.GaussianBlur(rng.integers(0, 255, (48, 64), dtype=np.uint8), (5, 5), 0)
+    compute_flow(other, np.roll(other, 3, axis=1), "fast")
+    np.testing.assert_array_equal(compute_flow(base, moved, "fast"), first)

@@ -186,3 +186,27 @@ def test_residual_propagation_reaches_the_hint_colour() -> None:
     assert abs(float(out[0, 0, 2, 2]) - 40.0) < 2.0  # at the hint
     assert out[0, 0, 2, 6] > 4 * out[0, 0, 2, 10]  # same distance, but across the edge it barely leaks
     assert torch.equal(propagate_hint_residual(pred, l_small, hint, mask * 0), pred)
+
+
+def test_cli_train_passes_every_option_to_the_run(image_folder: Path, tmp_path: Path) -> None:
+    """The console verb end to end: a few steps, weights out, and the options recorded in the checkpoint."""
+    from chromaflow.plugins.cli.main import main
+
+    out = tmp_path / "tiny.pt"
+    args = [
+        "train",
+        "colorizer",
+        "--data",
+        str(image_folder),
+        "--out",
+        str(out),
+        "--size",
+        "32",
+        "--steps",
+        "2",
+    ]
+    args += ["--batch", "2", "--width", "8", "--rebalance", "0.5", "--hints", "--seed", "4", "--no-progress"]
+    assert main([*args, "--device", "cpu", "--val-every", "0"]) == 0
+    config = training.load_checkpoint(out.with_suffix(".ckpt"))["config"]
+    assert config["rebalance"] == 0.5 and config["hints"] and config["seed"] == 4 and config["steps"] == 2
+    assert out.is_file()

@@ -96,6 +96,7 @@ def run(args: argparse.Namespace) -> int:
         lr=args.lr,
         gan=args.gan,
         hints=args.hints,
+        rebalance=args.rebalance,
         seed=args.seed,
         val_every=args.val_every,
     )
