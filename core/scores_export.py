@@ -69,7 +69,25 @@ class _AtomicText:
         self._tmp.unlink(missing_ok=True)
 
 
-class ScoresJsonlWriter:
+class _SidecarWriter:
+    """A sidecar written under a temporary name: ``abort`` (or leaving a ``with`` block on an error) removes it."""
+
+    _out: _AtomicText
+
+    def abort(self) -> None:
+        self._out.abort()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if kind is not None:
+            self.abort()
+
+
+class ScoresJsonlWriter(_SidecarWriter):
     """Streams per-frame objects, then the video line on :meth:`close` (use as a context manager; an exception
     inside the ``with`` discards the file)."""
 
@@ -87,18 +105,6 @@ class ScoresJsonlWriter:
         self._out.write(json.dumps(summary.to_json(), separators=(",", ":")) + "\n")
         self._out.commit()
 
-    def abort(self) -> None:
-        self._out.abort()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        if kind is not None:
-            self.abort()
-
 
 def _vtt_time(seconds: float) -> str:
     ms = max(0, round(seconds * 1000))
@@ -115,7 +121,7 @@ def score_text(score: float | None, threshold: float = 0.5) -> str:
     return f"{'FAKE' if score >= threshold else 'REAL'} {round(100 * score)}%"
 
 
-class ScoresVttWriter:
+class ScoresVttWriter(_SidecarWriter):
     """WebVTT track of the frame score: consecutive frames with the same text share one cue. Feed frames in time
     order with :meth:`add`; :meth:`close` ends the last cue at ``end_time`` (or one frame gap after it)."""
 
@@ -154,18 +160,6 @@ class ScoresVttWriter:
             self._emit(end_time if end_time is not None else self._last_time + (self._gap or 0.04))
             self._cue = None
         self._out.commit()
-
-    def abort(self) -> None:
-        self._out.abort()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        if kind is not None:
-            self.abort()
 
 
 def write_scores(
