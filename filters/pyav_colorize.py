@@ -6,6 +6,11 @@ The node is a thin host over the core's per-sequence engine, :class:`~chromaflow
 batches, keyframe transfer, temporal smoothing), and :func:`~chromaflow.core.colorizer.ycbcr_chroma` turns L* + ab
 into the frame's chroma code values.
 
+Automatic colour without temporal context (no references, ``smooth=0``, one hint list) on a CUDA colorizer takes
+the device-resident engine (:class:`~chromaflow.core.device_engine.DeviceColorizerStream`: Y' planes up, chroma
+planes down, batches overlapped); ``engine="video"`` or ``"device"`` forces a choice. Both give the same code
+values to within one step.
+
 ``ColorizeNode(model=None, references=...)`` is the keyframe-transfer node: colours of reference keyframes carried
 through the shot without a colour model (there is no separate TransferNode; it would add nothing).
 
@@ -26,8 +31,10 @@ from torch import nn
 
 from chromaflow.core.colorizer import Colorizer, ycbcr_chroma, ycbcr_lightness
 from chromaflow.core.colour import YCbCrFormat
+from chromaflow.core.device_engine import ChromaLayout, DeviceColorizer, DeviceColorizerStream
 from chromaflow.core.errors import InputError, UsageError
 from chromaflow.core.hints import Hint
+from chromaflow.core.scenecut import DEFAULT_THRESHOLD, LumaStats, SceneCutDetector
 from chromaflow.core.video import Ready, VideoColorizerStream
 from chromaflow.filters.pyav_frames import (
     PlaneLayout,
@@ -56,7 +63,9 @@ class ColorizeNode(FrameNode):
     ``histogram``), the model filling in where propagation is unsure. ``hints``: colour points in frame pixels
     (model only). ``smooth``: temporal smoothing radius in frames (0 = off). ``batch_size``: frames per model
     batch. ``on_info(frame_index, info)`` receives each output frame's facts (keyframe distance, transfer
-    confidence, scene cut, keyframe flag; what VapourSynth writes as frame properties). Further keyword options (``scene_cut_threshold``, ``detect_cuts``, ``params``, ...) go to
+    confidence, scene cut, keyframe flag; what VapourSynth writes as frame properties). ``engine``: ``auto``
+    (the device-resident engine where it applies and the colorizer is on CUDA), ``device`` or ``video`` (module
+    docstring). Further keyword options (``scene_cut_threshold``, ``detect_cuts``, ``params``, ...) go to
     :class:`~chromaflow.core.video.VideoColorizer`.
     """
 
@@ -76,6 +85,7 @@ class ColorizeNode(FrameNode):
         size: int = 256,
         gray_to: str = "420",
         on_info: Callable[[int, dict[str, Any]], None] | None = None,
+        engine: str = "auto",
         **options: Any,
     ) -> None:
         super().__init__()
@@ -86,18 +96,27 @@ class ColorizeNode(FrameNode):
         if colorizer is None and model is not None:
             colorizer = Colorizer(model, device=device, precision=precision, size=size)
         self.colorizer = colorizer
-        self.stream = VideoColorizerStream(
-            colorizer=colorizer,
-            references=references,
-            transfer=transfer,
-            hints=hints,
-            smooth_radius=smooth,
-            smooth_strength=smooth_strength,
-            batch_size=batch_size,
-            **options,
-        )
+        self.device_engine = _device_engine(engine, colorizer, references, hints, smooth, options)
+        self.batch_size = batch_size
+        self.stream: VideoColorizerStream | None = None
+        self._device_stream: DeviceColorizerStream | None = None
+        self._cuts: SceneCutDetector | None = None
+        self._last_stats: LumaStats | None = None
+        if self.device_engine is None:
+            self.stream = VideoColorizerStream(
+                colorizer=colorizer,
+                references=references,
+                transfer=transfer,
+                hints=hints,
+                smooth_radius=smooth,
+                smooth_strength=smooth_strength,
+                batch_size=batch_size,
+                **options,
+            )
+        elif options.get("detect_cuts", True):
+            self._cuts = SceneCutDetector(options.get("scene_cut_threshold", DEFAULT_THRESHOLD))
         self.gray_to = gray_to
-        self._held: dict[int, tuple[av.VideoFrame, PlaneLayout, np.ndarray]] = {}
+        self._held: dict[int, tuple[av.VideoFrame, PlaneLayout, np.ndarray | None]] = {}
         self._first: tuple[int, int, str] | None = None
         self._fmt = YCbCrFormat()
         self._factors = (1, 1)
@@ -106,6 +125,8 @@ class ColorizeNode(FrameNode):
 
     @property
     def delay(self) -> int:
+        if self.stream is None:
+            return 2 * self.batch_size - 1
         return self.stream.lookahead
 
     def _accept(self, frame: av.VideoFrame) -> Iterable[av.VideoFrame]:
@@ -121,13 +142,50 @@ class ColorizeNode(FrameNode):
                 f"video frame {self._count} is {planar.width}x{planar.height} {layout.name}, but the stream started "
                 f"with {w}x{h} {name}; add a scale/format filter first"
             )
-        l_star = ycbcr_lightness(plane_view(planar, 0), self._fmt).numpy()
-        self._held[self._count] = (planar, layout, l_star)
+        index = self._count
         self._count += 1
+        if self.stream is None:
+            return self._accept_on_device(index, planar, layout)
+        l_star = ycbcr_lightness(plane_view(planar, 0), self._fmt).numpy()
+        self._held[index] = (planar, layout, l_star)
         return self._build(self.stream.push(l_star))
 
+    def _accept_on_device(
+        self, index: int, planar: av.VideoFrame, layout: PlaneLayout
+    ) -> list[av.VideoFrame]:
+        if self._device_stream is None:
+            assert self.device_engine is not None
+            chroma_layout = ChromaLayout(self._fmt, self._factors, siting_of(planar))
+            self._device_stream = DeviceColorizerStream(self.device_engine, chroma_layout, self.batch_size)
+        self._held[index] = (planar, layout, None)
+        y_plane = np.ascontiguousarray(plane_view(planar, 0))
+        if self.on_info is not None:
+            self._report_cut(index, y_plane)
+        return self._build_planes(self._device_stream.push(index, y_plane))
+
+    def _report_cut(self, index: int, y_plane: np.ndarray) -> None:
+        """The model-only facts of frame ``index`` (what the video engine reports), scene cuts from host L*."""
+        cut = False
+        if self._cuts is not None:
+            stats = self._cuts.stats(ycbcr_lightness(y_plane, self._fmt).numpy())
+            cut = self._last_stats is not None and self._cuts.is_cut(self._last_stats, stats)
+            self._last_stats = stats
+        assert self.on_info is not None
+        self.on_info(
+            index, {"keyframe_distance": -1, "confidence": 0.0, "scene_cut": cut, "is_keyframe": False}
+        )
+
+    def _build_planes(self, ready: list[tuple[int, np.ndarray]]) -> list[av.VideoFrame]:
+        out = []
+        for index, planes in ready:
+            src, layout, _ = self._held.pop(index)
+            out.append(self._frame(src, layout, planes))
+        return out
+
     def _finish(self) -> Iterable[av.VideoFrame]:
-        return self._build(self.stream.flush()) if self._count else []
+        if self._device_stream is not None:
+            return self._build_planes(self._device_stream.flush())
+        return self._build(self.stream.flush()) if self.stream is not None and self._count else []
 
     def _build(self, ready: list[Ready]) -> list[av.VideoFrame]:
         if not ready:
@@ -160,6 +218,40 @@ class ColorizeNode(FrameNode):
         plane_view(out, 1)[:] = chroma[0]
         plane_view(out, 2)[:] = chroma[1]
         return out
+
+
+def _device_engine(
+    engine: str,
+    colorizer: Colorizer | None,
+    references: Mapping[int, Any] | None,
+    hints: Sequence[Hint] | Mapping[int, Sequence[Hint]] | None,
+    smooth: int,
+    options: Mapping[str, Any],
+) -> DeviceColorizer | None:
+    """The device-resident engine when ``engine`` asks for it (or ``auto`` finds it applies on CUDA), else None."""
+    if engine not in ("auto", "device", "video"):
+        raise UsageError(f"engine must be auto, device or video, got {engine!r}")
+    if engine == "video":
+        return None
+    why_not = None
+    if not isinstance(colorizer, Colorizer):
+        why_not = "it needs a colour model"
+    elif references:
+        why_not = "reference keyframes need the video engine"
+    elif smooth:
+        why_not = "temporal smoothing needs the video engine (use smooth=0)"
+    elif isinstance(hints, Mapping):
+        why_not = "per-frame hints need the video engine"
+    elif set(options) - {"params", "scene_cut_threshold", "detect_cuts"}:
+        why_not = f"options {sorted(set(options) - {'params', 'scene_cut_threshold', 'detect_cuts'})} need the video engine"
+    if why_not is not None:
+        if engine == "device":
+            raise UsageError(f"the device engine cannot run this: {why_not}")
+        return None
+    assert isinstance(colorizer, Colorizer)
+    if engine == "auto" and colorizer.placement.device.type != "cuda":
+        return None
+    return DeviceColorizer(colorizer, options.get("params"), tuple(hints or ()))
 
 
 def _factors(chroma: str) -> tuple[int, int]:

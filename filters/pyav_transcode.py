@@ -25,9 +25,8 @@ from chromaflow.core.errors import ChromaflowError, InputError, OutputError, Usa
 from chromaflow.filters.pyav_encode import (
     EncodeOptions,
     apply_colour_tags,
-    choose_pix_fmt,
     convert_for_encoder,
-    fit_odd_size,
+    plan_encoder,
 )
 from chromaflow.filters.pyav_nodes import FrameNode, NodeChain
 from chromaflow.filters.pyav_targets import InputSource, OutputTarget, open_input, prepare_output
@@ -403,13 +402,12 @@ class _Writer:
 
     def _open(self, first: av.VideoFrame) -> None:
         target = self.target
-        codec, codec_opts, bit_rate = self.options.resolve(target.suffix, target.is_pipe)
         is_y4m = target.is_pipe or target.suffix == ".y4m"
-        pix_fmt = choose_pix_fmt(codec, first.format.name, self.options.pix_fmt, is_y4m)
-        fitted = fit_odd_size(codec, pix_fmt, first.width, first.height, self.options.pix_fmt)
-        if fitted != pix_fmt:
-            log.warning("%s needs even sizes for %s: writing %s instead", codec, pix_fmt, fitted)
-            pix_fmt = fitted
+        # Encoder (NVENC probed at this size, software fallback for format names), options and pixel format.
+        plan = plan_encoder(
+            self.options, target.suffix, target.is_pipe, first.format.name, first.width, first.height, is_y4m
+        )
+        codec, codec_opts, bit_rate, pix_fmt = plan.codec, plan.options, plan.bit_rate, plan.pix_fmt
         container_opts = {"strict": "-1"} if is_y4m else {}
         try:
             out = av.open(target.write_to, mode="w", format=target.format, container_options=container_opts)

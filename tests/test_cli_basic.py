@@ -49,6 +49,11 @@ def test_info_json_reports_the_truth(tmp_path: Path, shared: Path) -> None:
     assert report["shared_data"] == str(tmp_path)
     devices = [d["device"] for d in report["devices"]]
     assert devices[0] == "cpu" and len(devices) == 1 + torch.cuda.device_count()
+    encoders = {e["encoder"]: e for e in report["hardware_encoders"]}
+    assert {"h264_nvenc", "hevc_nvenc"} <= set(encoders)
+    if not torch.cuda.is_available():  # no driver here: NVENC cannot open, and the report says why
+        assert not encoders["h264_nvenc"]["opens"] and encoders["h264_nvenc"]["reason"]
+        assert encoders["h264_nvenc"]["fallback"] == "libx264"
 
 
 def test_info_text() -> None:

@@ -76,6 +76,37 @@ def test_colorize_file_with_json(
         assert [s.type for s in c.streams] == ["video", "audio"]
 
 
+def test_device_engine_end_to_end(tiny_model: str, clip: Path, tmp_path: Path) -> None:
+    """`--engine device` (forced on the CPU here) writes the same luma and, to within a code step, the same chroma
+    as the temporal video engine through a real encode (lossless FFV1, so the codec adds nothing)."""
+    outs = {}
+    for engine in ("device", "video"):
+        outs[engine] = tmp_path / f"{engine}.nut"
+        args = [
+            "colorize",
+            str(clip),
+            str(outs[engine]),
+            "--model",
+            tiny_model,
+            "--size",
+            "32",
+            "--no-smooth",
+        ]
+        assert main([*args, "--engine", engine]) == 0
+    with av.open(str(outs["device"])) as a, av.open(str(outs["video"])) as b:
+        pairs = list(zip(a.decode(video=0), b.decode(video=0), strict=True))
+    assert len(pairs) == 6
+    for fa, fb in pairs:
+        assert np.array_equal(plane_view(fa, 0), plane_view(fb, 0))
+        for p in (1, 2):
+            assert np.abs(plane_view(fa, p).astype(int) - plane_view(fb, p).astype(int)).max() <= 1
+    assert (
+        main(["colorize", str(clip), str(tmp_path / "x.nut"), "--model", tiny_model, "--engine", "device"])
+        == 2
+    )
+    assert not (tmp_path / "x.nut").exists()
+
+
 def test_y4m_pipe_between_two_pyav_ends(tiny_model: str) -> None:
     """What `ffmpeg -f yuv4mpegpipe - | chromaflow colorize - - | ffmpeg -i - out.mp4` does, with PyAV at both ends."""
     data = y4m_bytes(5)

@@ -42,6 +42,7 @@ def build_nodes(args: argparse.Namespace) -> list[FrameNode]:
             smooth=smooth_of(args),
             batch_size=args.batch,
             scene_cut_threshold=args.scene_cut,
+            engine=args.engine,
         )
     ]
 
@@ -105,6 +106,13 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     model.add_argument("--batch", type=int, default=8, help="frames per model batch (default 8)")
     model.add_argument("--device", help="auto, cpu, cuda or cuda:N (default: $CHROMAFLOW_DEVICE or auto)")
     model.add_argument("--precision", help="auto, fp32, fp16 or bf16")
+    model.add_argument(
+        "--engine",
+        choices=("auto", "device", "video"),
+        default="auto",
+        help="device: every per-frame step on the model's device (automatic colour without --ref or smoothing; "
+        "the fast path on a GPU); video: the temporal engine; auto: device on CUDA where it applies (default)",
+    )
     keys = parser.add_argument_group("reference keyframes")
     keys.add_argument(
         "--ref",

@@ -60,6 +60,8 @@ def collect() -> dict[str, Any]:
     """Everything `info` reports, as a dictionary."""
     import torch
 
+    from chromaflow.filters.pyav_hwenc import hardware_encoders
+
     return {
         "chromaflow": __version__,
         "python": sys.version.split()[0],
@@ -71,6 +73,7 @@ def collect() -> dict[str, Any]:
         "model_cache": str(paths.models_dir()),
         "models": _models(),
         "shared_data": str(paths.shared_dir()) if paths.shared_dir().is_dir() else None,
+        "hardware_encoders": hardware_encoders(),
     }
 
 
@@ -92,6 +95,10 @@ def run(args: argparse.Namespace) -> int:
         state = f"present ({m['bytes'] / 2**20:.1f} MiB)" if m["present"] else "absent"
         print(f"  {m['name']:<20} {state}")
     print(f"shared data: {report['shared_data'] or 'not found (set CHROMAFLOW_SHARED)'}")
+    print("hardware encoders:")
+    for enc in report["hardware_encoders"]:
+        state = "opens" if enc["opens"] else f"not usable: {enc['reason']}"
+        print(f"  {enc['encoder']:<12} {state}; fallback {enc['fallback']}")
     return 0
 
 

@@ -24,10 +24,22 @@ from chromaflow.filters.pyav_targets import InputSource
 
 def add_encode_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("encoding (defaults depend on OUT's container)")
-    group.add_argument("--codec", help="video encoder, e.g. libx264, libx265, libvpx-vp9, ffv1, prores_ks")
-    group.add_argument("--crf", type=float, help="constant quality (libx264 default 18, VP9 32)")
+    group.add_argument(
+        "--codec",
+        help="video encoder: a format name h264 (the default for .mp4/.mkv/.mov), hevc or av1 picks NVENC "
+        "(h264_nvenc ...) when it opens on this machine, else libx264 / libx265 / libsvtav1 (-v tells which and "
+        "why); or name one: libx264, libx265, h264_nvenc, hevc_nvenc, libvpx-vp9, ffv1, prores_ks ...",
+    )
+    group.add_argument(
+        "--crf",
+        type=float,
+        help="constant quality, lower is better (default: H.264 18, HEVC 23, VP9 32); NVENC gets it as cq (1-51)",
+    )
     group.add_argument("--bitrate", help="target bit rate instead of --crf, e.g. 4M or 2500k")
-    group.add_argument("--preset", help="encoder preset (libx264 default: medium)")
+    group.add_argument(
+        "--preset",
+        help="encoder preset (default medium; x264 names map to NVENC p1-p7: fast -> p3, medium -> p4, slow -> p5)",
+    )
     group.add_argument("--pix-fmt", help="output pixel format (default: the processed frames' own)")
     group.add_argument("--framerate", help="frame rate of an image-sequence IN (default 25)")
     group.add_argument(
