@@ -24,6 +24,10 @@ from torch import Tensor, nn
 
 from chromaflow.core import registry
 from chromaflow.core.colour import (
+    D65_WHITE,
+    LAB_EPSILON,
+    LAB_KAPPA,
+    XYZ_TO_LINEAR_RGB,
     Siting,
     YCbCrFormat,
     downsample_chroma,
@@ -31,9 +35,11 @@ from chromaflow.core.colour import (
     lightness,
     quantize,
     rgb_to_ycbcr,
+    rgb_to_ypbpr_matrix,
 )
 from chromaflow.core.device import Placement
 from chromaflow.core.errors import InputError, ModelError, UsageError
+from chromaflow.core.gamut_join_cpu import join_to_chroma
 from chromaflow.core.hints import Hint, hint_tensors
 from chromaflow.core.weights_io import checkpoint_info, load_state_dict
 
@@ -184,13 +190,33 @@ def ycbcr_chroma(
     The one place where colour becomes Y'CbCr for every host: L* and ab are joined in gamut (:func:`join_in_gamut`:
     L* and hue kept, chroma reduced where sRGB cannot show it), converted with ``fmt``'s matrix and range,
     subsampled by ``factors`` (vertical, horizontal) at ``siting``, and, for integer formats, rounded to int32 code
-    values; float formats give float32 in [-0.5, 0.5]. The caller keeps its own Y' plane.
+    values; float formats give float32 in [-0.5, 0.5]. The caller keeps its own Y' plane. On the CPU the join and
+    the conversion run as one fused kernel (:mod:`chromaflow.core.gamut_join_cpu`), elsewhere as tensor operations.
     """
-    rgb, _ = join_in_gamut(l.to(torch.float32), ab.to(device=l.device, dtype=torch.float32))
-    chroma = rgb_to_ycbcr(rgb, fmt)[:, 1:3]
+    l, ab = l.to(torch.float32), ab.to(device=l.device, dtype=torch.float32)
+    if l.device.type == "cpu":
+        chroma = torch.from_numpy(_cpu_chroma(l[:, 0].numpy(), ab.numpy(), fmt))
+    else:
+        rgb, _ = join_in_gamut(l, ab)
+        chroma = rgb_to_ycbcr(rgb, fmt)[:, 1:3]
     if tuple(factors) != (1, 1):
         chroma = downsample_chroma(chroma, factors, siting)
     return chroma.to(torch.float32) if fmt.bits is None else quantize(chroma, fmt.bits)
+
+
+def _cpu_chroma(l_star: np.ndarray, ab: np.ndarray, fmt: YCbCrFormat) -> np.ndarray:
+    _, _, scale, offset = fmt.scale_offset()
+    return join_to_chroma(
+        l_star,
+        ab,
+        XYZ_TO_LINEAR_RGB.numpy(),
+        np.array(D65_WHITE),
+        (LAB_EPSILON, LAB_KAPPA),
+        rgb_to_ypbpr_matrix(fmt.matrix)[1:].numpy(),
+        (scale, offset),
+        _GAMUT_TOLERANCE,
+        _GAMUT_STEPS,
+    )
 
 
 def _luma_of(rgb: Tensor) -> Tensor:

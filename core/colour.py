@@ -30,7 +30,7 @@ _RGB_TO_XYZ = torch.tensor(
     ],
     dtype=torch.float64,
 )
-_XYZ_TO_RGB = torch.linalg.inv(_RGB_TO_XYZ)
+XYZ_TO_LINEAR_RGB = torch.linalg.inv(_RGB_TO_XYZ)
 D65_WHITE = tuple(float(v) for v in _RGB_TO_XYZ.sum(dim=1))
 LAB_EPSILON = 216.0 / 24389.0
 LAB_KAPPA = 24389.0 / 27.0
@@ -86,7 +86,7 @@ def linear_rgb_to_xyz(rgb: Tensor) -> Tensor:
 def xyz_to_linear_rgb(xyz: Tensor) -> Tensor:
     """CIE XYZ, D65, to linear sRGB (unclipped)."""
     _check_channels(xyz)
-    return _float_op(lambda v: _apply_matrix(_XYZ_TO_RGB, v), xyz)
+    return _float_op(lambda v: _apply_matrix(XYZ_TO_LINEAR_RGB, v), xyz)
 
 
 def xyz_to_lab(xyz: Tensor) -> Tensor:
@@ -184,7 +184,8 @@ class YCbCrFormat:
         return 219.0 * step, 16.0 * step, 224.0 * step, 128.0 * step
 
 
-def _rgb_to_ypbpr_matrix(matrix: str) -> Tensor:
+def rgb_to_ypbpr_matrix(matrix: str) -> Tensor:
+    """The R'G'B' -> (E'Y, E'Pb, E'Pr) matrix of a Kr/Kb definition (float64)."""
     kr, kb = _KR_KB[matrix]
     kg = 1.0 - kr - kb
     return torch.tensor(
@@ -203,7 +204,7 @@ def rgb_to_ycbcr(rgb: Tensor, fmt: YCbCrFormat) -> Tensor:
     ys, yo, cs, co = fmt.scale_offset()
 
     def op(v: Tensor) -> Tensor:
-        ypp = _apply_matrix(_rgb_to_ypbpr_matrix(fmt.matrix), v)
+        ypp = _apply_matrix(rgb_to_ypbpr_matrix(fmt.matrix), v)
         scale = torch.tensor((ys, cs, cs), device=v.device, dtype=v.dtype).view(3, 1, 1)
         offset = torch.tensor((yo, co, co), device=v.device, dtype=v.dtype).view(3, 1, 1)
         return ypp * scale + offset
@@ -220,7 +221,7 @@ def ycbcr_to_rgb(ycc: Tensor, fmt: YCbCrFormat, clip: bool = False) -> Tensor:
     def op(v: Tensor) -> Tensor:
         scale = torch.tensor((ys, cs, cs), device=v.device, dtype=v.dtype).view(3, 1, 1)
         offset = torch.tensor((yo, co, co), device=v.device, dtype=v.dtype).view(3, 1, 1)
-        inverse = torch.linalg.inv(_rgb_to_ypbpr_matrix(fmt.matrix))
+        inverse = torch.linalg.inv(rgb_to_ypbpr_matrix(fmt.matrix))
         rgb = _apply_matrix(inverse, (v - offset) / scale)
         return rgb.clamp(0.0, 1.0) if clip else rgb
 
