@@ -1,6 +1,7 @@
 """Run every benchmark script in this folder (``make bench``); each prints its table and writes results/<name>.json.
 
-Extra arguments are passed to every script (e.g. ``--quick``); ``--only NAME[,NAME]`` picks scripts.
+Extra arguments are passed to every script; ``--quick`` only to the scripts that offer it (the others run their
+default, already short, protocol). ``--only NAME[,NAME]`` picks scripts.
 """
 
 import argparse
@@ -26,7 +27,9 @@ def main() -> int:
             continue
         print(f"\n=== {script.stem} ===", flush=True)
         start = time.perf_counter()
-        code = subprocess.call([sys.executable, str(script), *passthrough])
+        offers_quick = '"--quick"' in script.read_text()
+        args = [a for a in passthrough if a != "--quick" or offers_quick]
+        code = subprocess.call([sys.executable, str(script), *args])
         print(f"=== {script.stem}: exit {code} after {time.perf_counter() - start:.0f} s ===", flush=True)
         if code:
             failed.append(script.stem)

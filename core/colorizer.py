@@ -40,6 +40,7 @@ from chromaflow.core.colour import (
 from chromaflow.core.device import Placement
 from chromaflow.core.errors import InputError, ModelError, UsageError
 from chromaflow.core.gamut_join_cpu import join_to_chroma
+from chromaflow.core.gamut_join_gpu import fused_chroma
 from chromaflow.core.hints import Hint, hint_tensors
 from chromaflow.core.weights_io import checkpoint_info, load_state_dict
 
@@ -190,15 +191,20 @@ def ycbcr_chroma(
     The one place where colour becomes Y'CbCr for every host: L* and ab are joined in gamut (:func:`join_in_gamut`:
     L* and hue kept, chroma reduced where sRGB cannot show it), converted with ``fmt``'s matrix and range,
     subsampled by ``factors`` (vertical, horizontal) at ``siting``, and, for integer formats, rounded to int32 code
-    values; float formats give float32 in [-0.5, 0.5]. The caller keeps its own Y' plane. On the CPU the join and
-    the conversion run as one fused kernel (:mod:`chromaflow.core.gamut_join_cpu`), elsewhere as tensor operations.
+    values; float formats give float32 in [-0.5, 0.5]. The caller keeps its own Y' plane. The join and the
+    conversion run fused: a numba kernel on the CPU (:mod:`chromaflow.core.gamut_join_cpu`), a compiled pointwise
+    kernel on CUDA (:mod:`chromaflow.core.gamut_join_gpu`; the eager tensor join where compiling fails).
     """
     l, ab = l.to(torch.float32), ab.to(device=l.device, dtype=torch.float32)
+    _, _, scale, offset = fmt.scale_offset()
     if l.device.type == "cpu":
         chroma = torch.from_numpy(_cpu_chroma(l[:, 0].numpy(), ab.numpy(), fmt))
     else:
-        rgb, _ = join_in_gamut(l, ab)
-        chroma = rgb_to_ycbcr(rgb, fmt)[:, 1:3]
+        fused = fused_chroma(l, ab, fmt.matrix, scale, offset, _GAMUT_TOLERANCE, _GAMUT_STEPS)
+        if fused is None:
+            rgb, _ = join_in_gamut(l, ab)
+            fused = rgb_to_ycbcr(rgb, fmt)[:, 1:3]
+        chroma = fused
     if tuple(factors) != (1, 1):
         chroma = downsample_chroma(chroma, factors, siting)
     return chroma.to(torch.float32) if fmt.bits is None else quantize(chroma, fmt.bits)

@@ -51,3 +51,33 @@ def test_out_of_gamut_colour_is_scaled_into_gamut() -> None:
     assert np.abs(ours).max() <= 0.5 + 1e-6 and not np.allclose(ours, gray), (
         "colour kept, inside the code range"
     )
+
+
+@pytest.mark.parametrize("fmt", [YCbCrFormat("709", False, 8), YCbCrFormat("2020", True, 10)])
+def test_branch_free_gpu_form_matches_the_cpu_kernel(fmt: YCbCrFormat) -> None:
+    """The pointwise form CUDA compiles, run eagerly on the CPU: same maths as the numba kernel."""
+    from chromaflow.core.colour import rgb_to_ypbpr_matrix
+    from chromaflow.core.gamut_join_gpu import chroma_pointwise
+
+    l, ab = _lab(5, 60.0)
+    _, _, scale, offset = fmt.scale_offset()
+    rows, scale_offset = (
+        rgb_to_ypbpr_matrix(fmt.matrix)[1:],
+        torch.tensor((scale, offset), dtype=torch.float64),
+    )
+    ours = chroma_pointwise(l.double(), ab.double(), rows, scale_offset, 1e-5, 14).numpy()
+    ref = _cpu_chroma(l[:, 0].numpy(), ab.numpy(), fmt)
+    assert np.abs(ours - ref).max() < 1e-3 * scale
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_compiled_cuda_join_matches_the_cpu_kernel() -> None:
+    from chromaflow.core.colorizer import ycbcr_chroma
+
+    fmt = YCbCrFormat("709", False, 8)
+    l, ab = _lab(6, 60.0)
+    cuda = ycbcr_chroma(l.cuda(), ab.cuda(), fmt, (2, 2)).cpu()
+    cpu = ycbcr_chroma(l, ab, fmt, (2, 2))
+    diff = (cuda - cpu).abs()
+    assert diff.max() <= 1 and (diff > 0).float().mean() < 1e-2
