@@ -19,6 +19,10 @@ then (2) :meth:`DeepfakeScorer.track`: track ids and per-track score smoothing, 
 and is cheap. Hosts that render frames in parallel (VapourSynth) run (1) on their worker threads and (2) in frame
 order; :meth:`DeepfakeScorer.score_frames` does both for a batch of consecutive frames.
 
+Engines. Stage (1) runs on the host (OpenCV tiles and crops, the nets on the scorer's device) or, with BlazeFace,
+device-resident (:mod:`chromaflow.core.device_faces`: frames go up once as uint8, boxes and scores come back). The
+``engine`` argument picks: ``"auto"`` (device for BlazeFace on CUDA, else host), ``"device"`` or ``"host"``.
+
 Usage (streaming)::
 
     scorer = DeepfakeScorer(detector="haar", classifier="meso4-df")
@@ -50,6 +54,7 @@ from chromaflow.core.tracking import IoUTracker
 CROP_SIZE = mesonet.INPUT_SIZE
 CLASSIFIERS = tuple(mesonet.REGISTRY_ARCH)
 Smoothing = Literal["ema", "median", "none"]
+Engine = Literal["auto", "device", "host"]
 
 
 @dataclass(frozen=True)
@@ -226,6 +231,7 @@ class DeepfakeScorer:
     or a loaded MesoNet module with ``classifier_name``. ``classifier_path`` loads that name's architecture from a
     file instead of the registry. ``smoothing``: ``ema`` (``alpha``), ``median`` (``window``) or ``none``.
     ``aggregate``: which video score ``finish`` reports as ``score`` (``confident`` or ``mean``).
+    ``engine``: where stage (1) runs (``auto``, ``device`` or ``host``; module docstring, :func:`choose_engine`).
     """
 
     def __init__(
@@ -244,9 +250,12 @@ class DeepfakeScorer:
         crop: CropSpec | None = None,
         max_batch: int = 64,
         tracker: IoUTracker | None = None,
+        engine: Engine = "auto",
     ) -> None:
         if aggregate not in ("confident", "mean"):
             raise UsageError(f"unknown video aggregate {aggregate!r}: use confident or mean")
+        if engine not in ("auto", "device", "host"):
+            raise UsageError(f"unknown analysis engine {engine!r}: use auto, device or host")
         self.device = resolve_device(device)
         self.detector = (
             detector if isinstance(detector, FaceDetector) else self._make_detector(detector, min_face)
@@ -264,6 +273,14 @@ class DeepfakeScorer:
         # (BlazeFace is a torch module in inference mode: one serves every thread).
         self._detectors: queue.SimpleQueue[FaceDetector] = queue.SimpleQueue()
         self._detectors.put(self.detector)
+        self.engine = choose_engine(engine, self.detector.backend, self.device)
+        self._device_analyser: Any = None
+        if self.engine == "device":
+            from chromaflow.core.device_faces import DeviceFaceAnalyser  # imports this module
+
+            self._device_analyser = DeviceFaceAnalyser(
+                self.detector, self.classifier, self.crop, self.device, self.max_batch
+            )
 
     def _make_detector(self, name: str, min_face: int) -> FaceDetector:
         if name not in ("haar", "blazeface", "auto"):
@@ -319,7 +336,10 @@ class DeepfakeScorer:
         """Stage (1) for RGB uint8 frames (any order, any thread): faces and raw fake scores of each frame.
 
         All faces of the call are classified in one batch. A frame's result depends on that frame alone (and, to
-        float rounding, on the classifier batch it shared), never on earlier calls."""
+        float rounding, on the classifier batch it shared), never on earlier calls. With the device engine,
+        ``frames`` may also be a uint8 ``(N, H, W, 3)`` tensor already on the device."""
+        if self._device_analyser is not None:
+            return list(self._device_analyser.analyse(frames))
         rgb = [as_rgb_frame(f) for f in frames]
         if not rgb:
             return []
@@ -391,6 +411,23 @@ class DeepfakeScorer:
             detector=self.detector.name,
             aggregate=self.aggregate,
         )
+
+
+def choose_engine(engine: str, backend: str, device: torch.device) -> Literal["device", "host"]:
+    """Where stage (1) runs: ``"device"`` asks for the device-resident path (BlazeFace only), ``"host"`` for the
+    OpenCV one, ``"auto"`` takes the device path for BlazeFace on CUDA (on a CPU the host path is faster)."""
+    if engine == "host":
+        return "host"
+    if engine == "device":
+        if backend != "blazeface":
+            raise UsageError(
+                f"the device analysis engine needs the BlazeFace detector, not {backend}; "
+                "use detector='blazeface' or engine='host'"
+            )
+        return "device"
+    if engine == "auto":
+        return "device" if backend == "blazeface" and device.type == "cuda" else "host"
+    raise UsageError(f"unknown analysis engine {engine!r}: use auto, device or host")
 
 
 def is_finite_score(value: float | None) -> bool:

@@ -42,7 +42,7 @@ from chromaflow.core.propagate import PropagationParams
 
 
 @lru_cache(maxsize=32)
-def _area_matrix(n_out: int, n_in: int) -> Tensor:
+def area_matrix(n_out: int, n_in: int) -> Tensor:
     """``(n_out, n_in)`` weights of a pixel-area shrink: each output pixel averages the input it covers, partial
     pixels weighted by their covered fraction (what ``cv2.INTER_AREA`` computes when shrinking). float64, CPU."""
     scale = n_in / n_out
@@ -58,8 +58,8 @@ def area_shrink(x: Tensor, size: tuple[int, int]) -> Tensor:
     h, w = x.shape[-2:]
     if (h, w) == tuple(size):
         return x
-    mh = _area_matrix(size[0], int(h)).to(x.device, x.dtype)
-    mw = _area_matrix(size[1], int(w)).to(x.device, x.dtype)
+    mh = area_matrix(size[0], int(h)).to(x.device, x.dtype)
+    mw = area_matrix(size[1], int(w)).to(x.device, x.dtype)
     return mh @ x @ mw.T
 
 

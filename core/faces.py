@@ -166,9 +166,10 @@ class FaceDetector:
             found = self._detect_blazeface(rgb)
         else:
             found = [self._detect_haar(f) for f in rgb]
-        return [self._finish(faces, f.shape) for faces, f in zip(found, rgb, strict=True)]
+        return [self.finish(faces, f.shape) for faces, f in zip(found, rgb, strict=True)]
 
-    def _finish(self, faces: list[Face], shape: tuple[int, ...]) -> list[Face]:
+    def finish(self, faces: list[Face], shape: tuple[int, ...]) -> list[Face]:
+        """Score threshold, NMS, clipping to the frame ``shape``, minimum size and face count of raw faces."""
         h, w = shape[:2]
         kept = []
         for face in nms([f for f in faces if f.score >= self.min_score]):
@@ -242,20 +243,23 @@ class FaceDetector:
                     box = (x0 + xmin * side, y0 + ymin * side, x0 + xmax * side, y0 + ymax * side)
                     kps = tuple((x0 + kx * side, y0 + ky * side) for kx, ky in d.keypoints)
                     raw[i].append(Face(box, d.score, kps))
-        out = []
-        for i, frame in enumerate(frames):
-            tiles = self.tiles(*frame.shape[:2])
-            kept = []
-            for face, members in cluster(raw[i]):
-                # A real face is found, with nearly the same box, by every tile that holds it at a usable scale; a
-                # false alarm is usually found by one. Ask for two agreeing views unless only one tile could see
-                # the face (a face no tile holds whole is a border fragment and needs two as well).
-                leader = np.array([raw[i][members[0]].box])
-                agreeing = int((box_iou(leader, np.array([raw[i][m].box for m in members])) > 0.5).sum())
-                if agreeing >= (1 if _views(face.box, tiles) == 1 else 2):
-                    kept.append(face)
-            out.append(kept)
-        return out
+        return [merge_tile_faces(raw[i], self.tiles(*frame.shape[:2])) for i, frame in enumerate(frames)]
+
+
+def merge_tile_faces(raw: list[Face], tiles: Sequence[tuple[int, int, int]]) -> list[Face]:
+    """One frame's BlazeFace tile detections (in frame pixels) merged: clusters of the same face, each kept when
+    nearly the same box was seen by two tiles, or by one when only one tile can hold the face.
+
+    A real face is found, with nearly the same box, by every tile that holds it at a usable scale; a false alarm is
+    usually found by one. A face no tile holds whole is a border fragment and needs two views as well.
+    """
+    kept = []
+    for face, members in cluster(raw):
+        leader = np.array([raw[members[0]].box])
+        agreeing = int((box_iou(leader, np.array([raw[m].box for m in members])) > 0.5).sum())
+        if agreeing >= (1 if _views(face.box, tiles) == 1 else 2):
+            kept.append(face)
+    return kept
 
 
 def _views(box: Box, tiles: Sequence[tuple[int, int, int]]) -> int:

@@ -58,7 +58,9 @@ def test_box_mean_matches_opencv_reflected_borders(radius: int) -> None:
     assert np.abs(ours - guided.box(x, radius)).max() < 1e-5
 
 
-@pytest.mark.parametrize(("src", "dst"), [((480, 854), (270, 480)), ((1080, 1920), (270, 480)), ((37, 50), (20, 21))])
+@pytest.mark.parametrize(
+    ("src", "dst"), [((480, 854), (270, 480)), ((1080, 1920), (270, 480)), ((37, 50), (20, 21))]
+)
 def test_area_shrink_matches_opencv_inter_area(src: tuple[int, int], dst: tuple[int, int]) -> None:
     x = np.random.default_rng(1).random(src).astype(np.float32) * 100
     ref = cv2.resize(x, (dst[1], dst[0]), interpolation=cv2.INTER_AREA)
@@ -148,7 +150,11 @@ def test_node_gives_the_same_frames_on_either_engine(colorizer: Colorizer, fmt: 
     outs = {}
     for engine in ("device", "video"):
         node = ColorizeNode(
-            colorizer, smooth=0, batch_size=2, engine=engine, on_info=lambda n, i, e=engine: infos[e].append((n, i))
+            colorizer,
+            smooth=0,
+            batch_size=2,
+            engine=engine,
+            on_info=lambda n, i, e=engine: infos[e].append((n, i)),
         )
         outs[engine] = run_nodes(frames, [node])
     assert [f.pts for f in outs["device"]] == [f.pts for f in frames]
@@ -177,7 +183,9 @@ def test_cuda_engine_matches_the_cpu_engine(precision: str) -> None:
     fmt = YCbCrFormat("709", full_range=False, bits=8)
     layout = ChromaLayout(fmt, (2, 2), "left")
     ys = np.stack(_luma_frames(4, 270, 480))
-    cpu = DeviceColorizer(Colorizer("base", device="cpu", precision="fp32")).chroma(torch.from_numpy(ys), layout)
+    cpu = DeviceColorizer(Colorizer("base", device="cpu", precision="fp32")).chroma(
+        torch.from_numpy(ys), layout
+    )
     gpu_engine = DeviceColorizer(Colorizer("base", device="cuda", precision=precision))
     stream = DeviceColorizerStream(gpu_engine, layout, batch_size=2)
     out = [p for i, y in enumerate(ys) for _, p in stream.push(i, y)]
