@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint typecheck bench clean readme-images
+.PHONY: demo test lint typecheck bench clean readme-images readme-perf
 
 $(STAMP): pyproject.toml tools/bootstrap.sh
 	sh tools/bootstrap.sh
@@ -25,6 +25,11 @@ test: lint $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/run_all.py
+	$(PY) tools/perf_table.py
+
+# The README's performance tables from benchmarks/results/*.json (tests check they are current).
+readme-perf: $(STAMP)
+	$(PY) tools/perf_table.py
 
 # The README's pictures (docs/images/*.webp) from scikit-image's freely licensed samples; see tools/readme_images.py.
 readme-images: $(STAMP)

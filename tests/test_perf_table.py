@@ -1,0 +1,44 @@
+"""The README's performance tables are generated from the committed benchmark results and stay current."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "tools"))
+
+import perf_table  # noqa: E402
+
+
+def test_readme_tables_match_the_committed_results() -> None:
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "tools" / "perf_table.py"), "--check"], capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_figures_and_machine_come_from_the_results(tmp_path: Path) -> None:
+    rows = [
+        {"path": "engine", "model": "base", "resolution": "1080p", "device": "cuda", "frames_per_s": fps}
+        for fps in (812.5, 1234.56)
+    ]
+    (tmp_path / "engine.json").write_text(json.dumps({"machine": {"gpu": "Test GPU 9000"}, "rows": rows}))
+    block = perf_table.render(tmp_path)
+    line = next(x for x in block.splitlines() if "`base`" in x)
+    assert "1234.6 frames/s" in line and "Test GPU 9000" in line, (
+        "the best batch's rate, on the named machine"
+    )
+    assert "quality.py" not in block, "absent results add no rows"
+
+
+def test_splice_replaces_only_the_block(tmp_path: Path) -> None:
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{perf_table.START}\nold\n{perf_table.END}\noutro\n")
+    results = tmp_path / "results"
+    results.mkdir()
+    assert perf_table.main(["--readme", str(readme), "--results", str(results), "--check"]) == 1
+    assert perf_table.main(["--readme", str(readme), "--results", str(results)]) == 0
+    text = readme.read_text()
+    assert text.startswith("intro\n") and text.endswith(f"{perf_table.END}\noutro\n") and "old" not in text
+    assert perf_table.main(["--readme", str(readme), "--results", str(results), "--check"]) == 0

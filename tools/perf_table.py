@@ -1,0 +1,264 @@
+"""Render the README's performance and quality tables from benchmarks/results/*.json (``make readme-perf``).
+
+The README holds the tables between ``<!-- perf-table:start -->`` and ``<!-- perf-table:end -->``; this script
+rewrites that block from the latest results, naming the machine each figure came from. ``--check`` only compares
+(exit 1 when the README is stale), which the test suite runs so the table never drifts from the results.
+"""
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+RESULTS = REPO / "benchmarks" / "results"
+README = REPO / "README.md"
+START, END = "<!-- perf-table:start -->", "<!-- perf-table:end -->"
+
+Row = tuple[str, str, str]  # what, figure, machine
+
+
+def machine_of(data: dict[str, Any]) -> str:
+    """A short description of the machine a results file was measured on."""
+    info = data.get("machine") or next(
+        (run.get("machine") for run in data.get("runs", {}).values() if isinstance(run, dict)), None
+    )
+    if isinstance(info, str):
+        return info
+    if not isinstance(info, dict):
+        return "unknown machine"
+    if info.get("gpu"):
+        return str(info["gpu"])
+    cpu = info.get("cpu") or info.get("processor") or "CPU"
+    cores = info.get("cores") or info.get("cpu_count") or info.get("cpus") or info.get("cpu_threads")
+    return f"{cpu}, {cores} cores" if cores else str(cpu)
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.0f}%"
+
+
+def quality_rows(d: dict[str, Any]) -> Iterator[Row]:
+    r = d["results"]
+    gray, auto, hinted = r["gray"], r["base"], r.get("base+5hints")
+    yield (
+        "`base` on CBSD68, automatic",
+        f"{auto['psnr']:.2f} dB vs gray {gray['psnr']:.2f} ({auto['psnr_gain_db']:+.2f} dB), colourfulness "
+        f"{_pct(auto['colorfulness_ratio'])} of ground truth",
+        "",
+    )
+    if hinted:
+        yield (
+            "`base` on CBSD68, 5 hint points",
+            f"{hinted['psnr']:.2f} dB ({hinted['psnr_gain_db']:+.2f} dB)",
+            "",
+        )
+
+
+def transfer_rows(d: dict[str, Any]) -> Iterator[Row]:
+    s = d["summary"]
+    for key, label in (("key0", "key 0"), ("key0_last", "keys 0 + last")):
+        if key in s:
+            yield (
+                f"keyframe transfer on DAVIS, {label}",
+                f"{s[key]['propagate']['psnr']:.2f} dB (flow chain {s[key]['flow_chain']['psnr']:.2f}, "
+                f"gray {s[key]['gray']['psnr']:.2f})",
+                "",
+            )
+    for mode, fps in (d.get("fps") or {}).items():
+        per_cpu = (d.get("fps_per_cpu_second") or {}).get(mode)
+        extra = f" ({per_cpu:.1f} per CPU-second)" if per_cpu else ""
+        yield (f"keyframe transfer speed, 854x480, {mode}", f"{fps:.1f} frames/s{extra}", "")
+
+
+def smoothing_rows(d: dict[str, Any]) -> Iterator[Row]:
+    s = d["summary"]
+    yield (
+        "temporal smoothing, synthetic flicker on DAVIS",
+        f"warp error -{_pct(s['flicker_warp_error_reduction'])}, PSNR {s['flicker_psnr_gain_db']:+.1f} dB",
+        "",
+    )
+    yield (
+        "temporal smoothing on `base` output, DAVIS",
+        f"warp error -{_pct(s['colorizer_warp_error_reduction'])}, CDC -{_pct(s['colorizer_cdc_reduction'])}",
+        "",
+    )
+    yield ("temporal smoothing on clean ground truth", f"PSNR loss {s['gt_psnr_loss_db']:.2f} dB", "")
+    if "speed" in d:
+        yield ("numba smoothing kernel vs numpy", f"{d['speed']['speed_ratio']:.1f}x", "")
+
+
+def deepfake_rows(d: dict[str, Any]) -> Iterator[Row]:
+    for name, run in d.get("dfdc", {}).items():
+        n = len(run.get("videos", {}))
+        yield (
+            f"deepfake, DFDC ({n} clips), {name}",
+            f"accuracy {_pct(run['accuracy'])}, AUC {run['auc']:.2f}",
+            "",
+        )
+    fps = d.get("fps_1080p")
+    if isinstance(fps, dict):
+        for key, value in fps.items():
+            if isinstance(value, int | float):
+                yield (f"deepfake scoring 1920x1080, {key}", f"{value:.1f} frames/s", "")
+
+
+def pipeline_rows(d: dict[str, Any]) -> Iterator[Row]:
+    inp = d.get("input", {})
+    for run in d.get("runs", []):
+        if run.get("speedup", 1.0) != 1.0:
+            yield (
+                f"file transcode {inp.get('width')}x{inp.get('height')}, {run['run']}",
+                f"{run['fps']:.2f} frames/s ({run['speedup']:.2f}x the serial loop)",
+                "",
+            )
+
+
+def vapoursynth_rows(d: dict[str, Any]) -> Iterator[Row]:
+    parts = [f"{r['filter'].split(' (')[0]} {r['overhead']:+.0%}" for r in d.get("rows", [])]
+    if parts:
+        yield ("VapourSynth filters vs the same engine call (overhead)", ", ".join(parts), "")
+
+
+def hosts_rows(d: dict[str, Any]) -> Iterator[Row]:
+    for path, fps in d.get("fps", {}).items():
+        yield (f"colorize 854x480 through the hosts: {path}", f"{fps:.1f} frames/s", "")
+
+
+def deepfake_engine_rows(d: dict[str, Any]) -> Iterator[Row]:
+    width, height = d.get("size", ("?", "?"))
+    for r in d.get("rows", []):
+        if "frames_per_s" in r:
+            yield (
+                f"deepfake analysis {width}x{height}, BlazeFace + Meso4, {r['engine']} path, {r['device']}",
+                f"{r['frames_per_s']:.1f} frames/s",
+                "",
+            )
+
+
+def engine_rows(d: dict[str, Any]) -> Iterator[Row]:
+    best: dict[tuple[str, str, str, str], float] = {}
+    for r in d.get("rows", []):
+        key = (r["path"], r["model"], r["resolution"], r["device"])
+        best[key] = max(best.get(key, 0.0), r["frames_per_s"])
+    for (path, model, res, device), fps in best.items():
+        if path != "host planes":
+            yield (
+                f"colorize {path}, `{model}` at 256, {res}, {device} (best batch)",
+                f"{fps:.1f} frames/s",
+                "",
+            )
+
+
+def stages_table(d: dict[str, Any]) -> list[str]:
+    """One line per stage and device: its rate at each resolution, and its peak host (device) memory."""
+    resolutions = sorted({r["resolution"] for r in d.get("rows", [])}, key=lambda r: int(r.split("x")[0]))
+    cells: dict[tuple[str, str, str], dict[str, str]] = {}
+    for r in d.get("rows", []):
+        if r.get("rate") is None:
+            continue
+        key = (r["stage"], r["variant"] + (f", batch {r['batch']}" if r.get("batch") else ""), r["device"])
+        mem = f"+{r['host_over_baseline_mib']:.0f}" if r.get("host_over_baseline_mib") is not None else "-"
+        if r.get("device_peak_mib"):
+            mem += f" / {r['device_peak_mib']:.0f}"
+        cells.setdefault(key, {})[r["resolution"]] = f"{r['rate']:.1f} {r['unit']} ({mem})"
+    head = "| stage | how | device | " + " | ".join(resolutions) + " |"
+    lines = [head, "|---" * (3 + len(resolutions)) + "|"]
+    for (stage, how, device), by_res in cells.items():
+        lines.append(
+            f"| {stage} | {how} | {device} | " + " | ".join(by_res.get(r, "-") for r in resolutions) + " |"
+        )
+    return lines
+
+
+def roofline_rows(d: dict[str, Any]) -> Iterator[Row]:
+    for run in d.get("runs", {}).values():
+        for m in run.get("models", []):
+            for a in m.get("achieved", []):
+                yield (
+                    f"roofline `{m['model']}` at {m['side']}, batch {a['batch']:.0f}, {run['machine'].get('device')}",
+                    f"{m['gflop_per_frame']:.1f} GFLOP/frame, {a['fps']:.1f} frames/s = {1 / a['gap']:.0%} of its "
+                    f"roofline bound ({a['bound_by']}-bound)",
+                    "",
+                )
+
+
+SECTIONS: dict[str, list[tuple[str, Callable[[dict[str, Any]], Iterator[Row]]]]] = {
+    "Quality": [
+        ("quality", quality_rows),
+        ("transfer", transfer_rows),
+        ("smoothing", smoothing_rows),
+        ("deepfake", deepfake_rows),
+    ],
+    "Speed": [
+        ("engine", engine_rows),
+        ("pipeline", pipeline_rows),
+        ("hosts", hosts_rows),
+        ("deepfake_engines", deepfake_engine_rows),
+        ("vapoursynth", vapoursynth_rows),
+        ("roofline", roofline_rows),
+    ],
+}
+
+
+def render(results: Path = RESULTS) -> str:
+    """The markdown block (without the markers) for the results in ``results``."""
+    out = [
+        "Generated by `make readme-perf` (`tools/perf_table.py`) from `benchmarks/results/*.json`; the machine "
+        "column names where each figure was measured.",
+        "",
+    ]
+    for title, sources in SECTIONS.items():
+        out += [f"**{title}**", "", "| what | figure | machine | script |", "|---|---|---|---|"]
+        for name, rows_of in sources:
+            path = results / f"{name}.json"
+            if not path.is_file():
+                continue
+            data = json.loads(path.read_text())
+            machine = machine_of(data)
+            for what, figure, _ in rows_of(data):
+                out.append(f"| {what} | {figure} | {machine} | `benchmarks/{name}.py` |")
+        out.append("")
+    stages = results / "stages.json"
+    if stages.is_file():
+        data = json.loads(stages.read_text())
+        out += [
+            f"**Per stage** ({machine_of(data)}, `benchmarks/stages.py`; in brackets: peak host memory over the "
+            "baseline in MiB / peak device memory)",
+            "",
+            *stages_table(data),
+            "",
+        ]
+    return "\n".join(out).rstrip() + "\n"
+
+
+def splice(readme: str, block: str) -> str:
+    """``readme`` with the text between the markers replaced by ``block``."""
+    if START not in readme or END not in readme:
+        raise SystemExit(f"README.md lacks the {START} / {END} markers")
+    head, rest = readme.split(START, 1)
+    _, tail = rest.split(END, 1)
+    return f"{head}{START}\n{block}{END}{tail}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--check", action="store_true", help="exit 1 if README.md is not up to date")
+    parser.add_argument("--results", type=Path, default=RESULTS)
+    parser.add_argument("--readme", type=Path, default=README)
+    args = parser.parse_args(argv)
+    current = args.readme.read_text()
+    wanted = splice(current, render(args.results))
+    if args.check:
+        if wanted != current:
+            print("README.md's performance table is stale: run `make readme-perf`", file=sys.stderr)
+            return 1
+        return 0
+    args.readme.write_text(wanted)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
