@@ -195,3 +195,28 @@ def test_cuda_engine_matches_the_cpu_engine(precision: str) -> None:
         assert diff.max() <= 1 and (diff > 0).mean() < 1e-2
     else:  # bf16 keeps 8 bits of mantissa: the net's ab moves by a few units, chroma codes by a few steps
         assert diff.mean() < 1.0 and np.percentile(diff, 99) <= 4
+
+
+def test_node_engines_agree_with_hints_and_odd_sizes(colorizer: Colorizer) -> None:
+    """Hints (in frame pixels) and an odd-sized 4:2:0 frame take the same course on both engines."""
+    import av
+
+    from chromaflow.core.hints import parse_hint
+
+    frames = []
+    for i in range(3):
+        frame = av.VideoFrame.from_ndarray(synth_rgb(97, 65, i), format="rgb24").reformat(format="yuv420p")
+        frame.pts, frame.time_base = i, Fraction(1, 25)
+        frames.append(frame)
+    hints = [parse_hint("20,30,#d02020,3"), parse_hint("80,10,#2040e0")]
+    outs = {
+        engine: run_nodes(frames, [ColorizeNode(colorizer, smooth=0, hints=hints, engine=engine)])
+        for engine in ("device", "video")
+    }
+    plain = run_nodes(frames, [ColorizeNode(colorizer, smooth=0, engine="device")])
+    assert plane_view(outs["device"][0], 1).shape == (33, 49)
+    for a, b in zip(outs["device"], outs["video"], strict=True):
+        for p in (1, 2):
+            assert np.abs(plane_view(a, p).astype(np.int64) - plane_view(b, p).astype(np.int64)).max() <= 1
+    moved = np.abs(plane_view(outs["device"][0], 2).astype(int) - plane_view(plain[0], 2).astype(int))
+    assert moved[15, 10] > 5, "the red hint at (20, 30) must show in Cr where it was placed"
