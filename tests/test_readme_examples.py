@@ -187,6 +187,14 @@ def test_vapoursynth_example(tmp_path: Path, shared: Path, monkeypatch: pytest.M
         vs.clear_outputs()
 
 
+def test_python_example() -> None:
+    namespace: dict[str, Any] = {}
+    exec(compile(python_example("Python"), "README.md#python", "exec"), namespace)
+    chroma = namespace["chroma"]
+    assert tuple(chroma.shape) == (8, 2, 240, 427)
+    assert int(chroma.min()) >= 64 and int(chroma.max()) <= 960, "10-bit limited-range chroma code values"
+
+
 def test_pyav_example(tmp_path: Path, shared: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     gray_film(tmp_path / "in.mp4", 8, [0], audio=True)
