@@ -1,11 +1,14 @@
 """Colour-conversion throughput (frames/s) at 854x480 and 1920x1080, on the CPU and on CUDA when present.
 
+Includes the in-gamut join to 8-bit 4:2:0 chroma twice: as whole-frame tensor operations (``join_420_eager``) and
+as :func:`ycbcr_chroma` runs it, fused (numba on the CPU, ``torch.compile`` on CUDA; ``join_420_fused``).
+
 Writes benchmarks/results/colour.json.
 """
 
 import argparse
 import json
-import platform
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -13,6 +16,10 @@ from pathlib import Path
 import torch
 
 from chromaflow.core import colour
+from chromaflow.core.colorizer import eager_join_chroma, ycbcr_chroma
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _harness import machine
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SIZES = {"480p": (480, 854), "1080p": (1080, 1920)}
@@ -34,12 +41,16 @@ def _cases(rgb: torch.Tensor) -> dict[str, Callable[[], object]]:
     fmt = colour.YCbCrFormat("709", full_range=False, bits=8)
     lab = colour.rgb_to_lab(rgb)
     codes = colour.rgb_to_ycbcr(rgb, fmt)
+    l, ab = lab[:, :1], lab[:, 1:]
     return {
         "rgb_to_lab": lambda: colour.rgb_to_lab(rgb),
         "lab_to_rgb": lambda: colour.lab_to_rgb(lab),
         "rgb_to_ycbcr": lambda: colour.rgb_to_ycbcr(rgb, fmt),
         "ycbcr_to_rgb": lambda: colour.ycbcr_to_rgb(codes, fmt),
         "downsample_420": lambda: colour.downsample_chroma(codes[:, 1:]),
+        # L* + ab -> in-gamut 8-bit 4:2:0 chroma: the eager tensor join against the fused one ycbcr_chroma runs
+        "join_420_eager": lambda: colour.quantize(colour.downsample_chroma(eager_join_chroma(l, ab, fmt)), 8),
+        "join_420_fused": lambda: ycbcr_chroma(l, ab, fmt, (2, 2)),
     }
 
 
@@ -75,10 +86,7 @@ def main() -> None:
     for r in rows:
         print(f"{r['op']:<16}{r['size']:<8}{r['device']:<9}{r['dtype']:<10}{r['frames_per_s']:>10.1f}")
     RESULTS.mkdir(exist_ok=True)
-    machine = {"cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads()}
-    if torch.cuda.is_available():
-        machine["gpu"] = torch.cuda.get_device_name()
-    (RESULTS / "colour.json").write_text(json.dumps({"machine": machine, "rows": rows}, indent=2) + "\n")
+    (RESULTS / "colour.json").write_text(json.dumps({"machine": machine(), "rows": rows}, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -9,7 +9,6 @@ Usage: python benchmarks/deepfake_engines.py [--frames 16] [--batch 8] [--shared
 
 import argparse
 import json
-import platform
 import sys
 import time
 from pathlib import Path
@@ -20,6 +19,9 @@ import torch
 
 from chromaflow.core.deepfake import DeepfakeScorer, FrameFaces
 from chromaflow.core.faces import FaceDetector, box_iou
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _harness import machine
 
 HERE = Path(__file__).resolve().parent
 STILLS = ("lynaeydofd_fr0.jpg", "mqzvfufzoq_fr0.jpg")
@@ -110,13 +112,7 @@ def main() -> int:
                 f"{row['device']:6s} agree   counts={row['same_face_counts']} iou>={row['min_box_iou']:.4f} "
                 f"|dscore|<={row['max_score_diff']:.4f}"
             )
-    machine = {
-        "cpu": platform.processor() or platform.machine(),
-        "cores": torch.get_num_threads(),
-        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-        "torch": torch.__version__,
-    }
-    record = {"machine": machine, "size": [1920, 1080], "batch": args.batch, "frames": n, "rows": rows}
+    record = {"machine": machine(), "size": [1920, 1080], "batch": args.batch, "frames": n, "rows": rows}
     out_path = HERE / "results" / "deepfake_engines.json"
     tmp = out_path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(record, indent=2))

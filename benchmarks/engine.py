@@ -20,10 +20,7 @@ Prints a table and writes benchmarks/results/engine.json.
 
 import argparse
 import json
-import os
-import platform
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -34,25 +31,12 @@ from chromaflow.core.colour import YCbCrFormat
 from chromaflow.core.device_engine import ChromaLayout, DeviceColorizer, DeviceColorizerStream
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _harness import machine
+from _harness import measure as throughput
 from colorize import build
 
 RESULTS = Path(__file__).resolve().parent / "results"
 RESOLUTIONS = {"480p": (480, 854), "1080p": (1080, 1920)}
-
-
-def _rate(fn: Callable[[], object], items: int, device: torch.device, min_time: float) -> float:
-    """Items per second of ``fn`` (each call handles ``items``), after a warm-up, over at least ``min_time``."""
-    fn()
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    sync()
-    calls, start = 0, time.perf_counter()
-    while True:
-        fn()
-        calls += 1
-        sync()
-        elapsed = time.perf_counter() - start
-        if elapsed >= min_time:
-            return calls * items / elapsed
 
 
 def _luma(batch: int, height: int, width: int, device: torch.device) -> torch.Tensor:
@@ -93,7 +77,7 @@ def measure(
     for name, (fn, items) in cases.items():
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
-        fps = _rate(fn, items, device, min_time)
+        fps = throughput(fn, items, min_time=min_time, repeats=1, device=device).items_per_s
         row = {
             "path": name,
             "model": model,
@@ -110,19 +94,6 @@ def measure(
         rows.append(row)
         print(f"  {model} {res} {device} batch {batch} {name}: {fps:.1f} frames/s", file=sys.stderr)
     return rows
-
-
-def machine() -> dict[str, object]:
-    info: dict[str, object] = {
-        "cpu": platform.processor() or platform.machine(),
-        "cores": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "load_average": os.getloadavg(),
-        "torch": torch.__version__,
-    }
-    if torch.cuda.is_available():
-        info["gpu"] = torch.cuda.get_device_name()
-    return info
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -49,7 +49,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 from torch.utils.flop_counter import FlopCounterMode
 
-from chromaflow.core.colorizer import join_in_gamut, ycbcr_lightness
+from chromaflow.core.colorizer import eager_join_chroma, ycbcr_lightness
 from chromaflow.core.colour import YCbCrFormat, downsample_chroma, lab_to_rgb, quantize, rgb_to_ycbcr
 from chromaflow.core.paths import shared_dir
 
@@ -388,9 +388,7 @@ def stage_functions(
 
 
 def _eager_chroma(l: Tensor, ab: Tensor, fmt: YCbCrFormat) -> Tensor:
-    rgb, _ = join_in_gamut(l, ab)
-    chroma = downsample_chroma(rgb_to_ycbcr(rgb, fmt)[:, 1:3], (2, 2), "left")
-    return quantize(chroma, 8)
+    return quantize(downsample_chroma(eager_join_chroma(l, ab, fmt), (2, 2), "left"), 8)
 
 
 @dataclass

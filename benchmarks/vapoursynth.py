@@ -53,6 +53,7 @@ from chromaflow.core.nets.base import BaseColorNet  # noqa: E402
 from chromaflow.core.overlay import OverlayStyle, draw_overlay  # noqa: E402
 from chromaflow.core.video import VideoColorizer  # noqa: E402
 from chromaflow.filters import vapoursynth as cf  # noqa: E402
+from chromaflow.filters import vs_synth  # noqa: E402
 
 core = vs.core
 RESULTS = Path(__file__).resolve().parent / "results" / "vapoursynth.json"
@@ -65,19 +66,9 @@ def _shared() -> Path:
 
 
 def clip_from_rgb(frames: list[np.ndarray], fmt: int = vs.YUV420P8) -> vs.VideoNode:
-    """A clip of RGB uint8 frames in ``fmt`` (BT.709, limited range for YUV), rendered once into memory."""
-    h, w = frames[0].shape[:2]
-    blank = core.std.BlankClip(format=vs.RGB24, width=w, height=h, length=len(frames))
-
-    def fill(n: int, f: vs.VideoFrame) -> vs.VideoFrame:
-        g = f.copy()
-        for p in range(3):
-            np.asarray(g[p])[...] = frames[n][:, :, p]
-        return g
-
-    clip = core.std.ModifyFrame(blank, blank, fill)
-    if fmt != vs.RGB24:
-        clip = core.resize.Bicubic(clip, format=fmt, matrix_s="709")
+    """A clip of RGB uint8 frames in ``fmt`` (:func:`vs_synth.clip_from_rgb`), rendered once into memory so the
+    timed runs do not pay for the conversion."""
+    clip = vs_synth.clip_from_rgb(frames, fmt)
     rendered = [clip.get_frame(n) for n in range(len(frames))]
     held = core.std.BlankClip(clip, keep=True)
     return core.std.ModifyFrame(held, held, lambda n, f: rendered[n])

@@ -201,13 +201,17 @@ def ycbcr_chroma(
         chroma = torch.from_numpy(_cpu_chroma(l[:, 0].numpy(), ab.numpy(), fmt))
     else:
         fused = fused_chroma(l, ab, fmt.matrix, scale, offset, _GAMUT_TOLERANCE, _GAMUT_STEPS)
-        if fused is None:
-            rgb, _ = join_in_gamut(l, ab)
-            fused = rgb_to_ycbcr(rgb, fmt)[:, 1:3]
-        chroma = fused
+        chroma = eager_join_chroma(l, ab, fmt) if fused is None else fused
     if tuple(factors) != (1, 1):
         chroma = downsample_chroma(chroma, factors, siting)
     return chroma.to(torch.float32) if fmt.bits is None else quantize(chroma, fmt.bits)
+
+
+def eager_join_chroma(l: Tensor, ab: Tensor, fmt: YCbCrFormat) -> Tensor:
+    """Unsubsampled, unrounded Cb, Cr of the in-gamut join as whole-frame tensor operations: the form before the
+    join was fused, and the fallback where compiling is not possible."""
+    rgb, _ = join_in_gamut(l, ab)
+    return rgb_to_ycbcr(rgb, fmt)[:, 1:3]
 
 
 def _cpu_chroma(l_star: np.ndarray, ab: np.ndarray, fmt: YCbCrFormat) -> np.ndarray:

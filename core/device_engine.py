@@ -21,7 +21,7 @@ flight, so the GPU colours batch k while the host decodes and encodes around it.
 """
 
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -271,3 +271,48 @@ class DeviceColorizerStream:
             planes = pending.result()
             ready.extend(zip(indices, planes, strict=True))
         return ready
+
+
+# --------------------------------------------------------------------------------------------- choice
+
+# VideoColorizer options the device engine honours too (the working resolution, scene-cut facts).
+DEVICE_ENGINE_OPTIONS = frozenset({"params", "scene_cut_threshold", "detect_cuts"})
+
+
+def device_engine_for(
+    engine: str,
+    colorizer: Colorizer | None,
+    references: Mapping[int, Any] | None,
+    hints: Sequence[Hint] | Mapping[int, Sequence[Hint]] | None,
+    smooth: int,
+    options: Mapping[str, Any],
+) -> DeviceColorizer | None:
+    """The device-resident engine for a host's colorize options, or None for the temporal video engine.
+
+    ``engine``: ``video``; ``device`` (a UsageError says why when these options need the video engine); ``auto``
+    (the device engine where it applies and ``colorizer`` is on CUDA: on the CPU the two are about as fast).
+    ``options`` are the further :class:`~chromaflow.core.video.VideoColorizer` options the host was given.
+    """
+    if engine not in ("auto", "device", "video"):
+        raise UsageError(f"engine must be auto, device or video, got {engine!r}")
+    if engine == "video":
+        return None
+    why_not = None
+    if not isinstance(colorizer, Colorizer):
+        why_not = "it needs a colour model"
+    elif references:
+        why_not = "reference keyframes need the video engine"
+    elif smooth:
+        why_not = "temporal smoothing needs the video engine (use smooth=0)"
+    elif isinstance(hints, Mapping):
+        why_not = "per-frame hints need the video engine"
+    elif set(options) - DEVICE_ENGINE_OPTIONS:
+        why_not = f"options {sorted(set(options) - DEVICE_ENGINE_OPTIONS)} need the video engine"
+    if why_not is not None:
+        if engine == "device":
+            raise UsageError(f"the device engine cannot run this: {why_not}")
+        return None
+    assert isinstance(colorizer, Colorizer)
+    if engine == "auto" and colorizer.placement.device.type != "cuda":
+        return None
+    return DeviceColorizer(colorizer, options.get("params"), tuple(hints or ()))

@@ -43,24 +43,30 @@ _local = threading.local()
 Array = NDArray[np.float32]
 
 
-def _dis(preset: str, shape: tuple[int, int]) -> cv2.DISOpticalFlow:
-    """This thread's DIS instance for ``preset`` and frame ``shape``.
+def thread_dis(preset: str, shape: tuple[int, int], purpose: str = "flow") -> cv2.DISOpticalFlow:
+    """This thread's DIS instance for ``preset`` (a :data:`FlowPreset`, or ``fine``: medium refined down to full
+    resolution) and frame ``shape``, one set per ``purpose``.
 
-    One instance per frame size: an OpenCV DIS object that has seen frames of another size gives slightly
-    different flow (measured here: up to 11 ab units of downstream colour difference), which would make results
-    depend on what a thread computed before.
+    OpenCV DIS objects are not thread-safe, and one that has seen frames of another size gives slightly different
+    flow (measured here: up to 11 ab units of downstream colour difference), which would make results depend on
+    what a thread computed before: hence one instance per thread, purpose and frame size.
     """
-    cache: dict[tuple[str, tuple[int, int]], cv2.DISOpticalFlow] | None = getattr(_local, "dis", None)
+    cache: dict[tuple[str, str, tuple[int, int]], cv2.DISOpticalFlow] | None = getattr(_local, "dis", None)
     if cache is None:
         cache = {}
         _local.dis = cache
-    key = (preset, shape)
+    key = (purpose, preset, shape)
     if key not in cache:
-        if preset not in _PRESETS:
-            raise UsageError(f"unknown flow preset {preset!r}; use one of {', '.join(_PRESETS)}")
+        if preset == "fine":
+            dis = cv2.DISOpticalFlow.create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+            dis.setFinestScale(0)
+        elif preset in _PRESETS:
+            dis = cv2.DISOpticalFlow.create(_PRESETS[preset])
+        else:
+            raise UsageError(f"unknown flow preset {preset!r}; use one of {', '.join(_PRESETS)} or fine")
         if len(cache) >= 8:  # a long-lived thread that met many sizes: start over
             cache.clear()
-        cache[key] = cv2.DISOpticalFlow.create(_PRESETS[preset])
+        cache[key] = dis
     return cache[key]
 
 
@@ -90,7 +96,7 @@ def compute_flow(
     if min(src.shape) < 8:
         raise InputError(f"frames of {src.shape[1]}x{src.shape[0]} are too small for optical flow (min 8x8)")
     # DIS calc(I0, I1) returns u with I0(x) ~ I1(x + u(x)): I0 is our destination, I1 our source.
-    flow = _dis(preset, src.shape).calc(dst, src, None)  # type: ignore[call-overload]
+    flow = thread_dis(preset, src.shape).calc(dst, src, None)  # type: ignore[call-overload]
     return np.ascontiguousarray(flow, dtype=np.float32)
 
 

@@ -41,7 +41,6 @@ The older path (``fill="gauss"``: spatial normalised convolution, then a guided 
 :mod:`.guided`) is kept for comparison (``benchmarks/transfer.py`` measured it about 0.5 dB lower).
 """
 
-import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -51,7 +50,7 @@ from numpy.typing import NDArray
 
 from chromaflow.core.bilateral_fill import cascade_fill
 from chromaflow.core.errors import UsageError
-from chromaflow.core.flow import FB_ALPHA, FB_SIGMA, FlowPreset, forward_backward_confidence
+from chromaflow.core.flow import FB_ALPHA, FB_SIGMA, FlowPreset, forward_backward_confidence, thread_dis
 from chromaflow.core.guided import box, guided_coefficients, guided_filter, guided_upsample
 
 F32 = NDArray[np.float32]
@@ -177,37 +176,6 @@ def step_chain(
     return ChainState(state.key, state.distance + 1, np.ascontiguousarray(sampled[..., :2]), valid, est)
 
 
-_local = threading.local()
-_DIS_PRESETS = {
-    "ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
-    "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
-    "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM,
-}
-
-
-def _anchor_dis(preset: str, shape: tuple[int, int]) -> cv2.DISOpticalFlow:
-    """This thread's DIS instance for ``preset`` and frame ``shape`` (OpenCV DIS objects are not thread-safe, and
-    one that has seen another frame size gives different flow; see :func:`chromaflow.core.flow._dis`). ``calc``
-    starts from the flow it is given when that flow has the frame's size and type CV_32FC2."""
-    cache: dict[tuple[str, tuple[int, int]], cv2.DISOpticalFlow] | None = getattr(_local, "dis", None)
-    if cache is None:
-        cache = {}
-        _local.dis = cache
-    key = (preset, shape)
-    if key not in cache:
-        if preset == "fine":
-            dis = cv2.DISOpticalFlow.create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
-            dis.setFinestScale(0)
-        elif preset in _DIS_PRESETS:
-            dis = cv2.DISOpticalFlow.create(_DIS_PRESETS[preset])
-        else:
-            raise UsageError(f"unknown anchor preset {preset!r}; use ultrafast, fast, medium or fine")
-        if len(cache) >= 8:
-            cache.clear()
-        cache[key] = dis
-    return cache[key]
-
-
 def anchor_chain(
     state: ChainState,
     frame_luma: NDArray[np.uint8],
@@ -224,7 +192,9 @@ def anchor_chain(
     """
     ident = identity_positions(state.pos.shape[:2])
     flow = np.ascontiguousarray(state.pos - ident)
-    refined = _anchor_dis(params.anchor_preset, frame_luma.shape).calc(frame_luma, key_luma, flow.copy())
+    # calc starts from the flow it is given when that flow has the frame's size and type CV_32FC2
+    dis = thread_dis(params.anchor_preset, frame_luma.shape, purpose="anchor")
+    refined = dis.calc(frame_luma, key_luma, flow.copy())
     pos_new = np.asarray(ident + refined, dtype=np.float32)
     e_old = box((_sample(key.l_work, state.pos) - l_work) ** 2, params.photo_radius)
     e_new = box((_sample(key.l_work, pos_new) - l_work) ** 2, params.photo_radius)

@@ -234,7 +234,7 @@ class VideoColorizer:
         cut = False
         if self.cuts is not None and n > 0:
             cut = self.cuts.is_cut(to_lightness(self.get_luma(n - 1)), to_lightness(self.get_luma(n)))
-        return {"keyframe_distance": -1, "confidence": 0.0, "scene_cut": cut, "is_keyframe": False}
+        return model_frame_info(cut)
 
     def horizon(self, n: int) -> int:
         """The last frame index that frame ``n``'s result depends on (bounded lookahead for streaming)."""
@@ -258,6 +258,11 @@ class VideoColorizer:
         if self.transfer.mode in ("propagate", "auto"):
             return r + self.params.max_distance
         return r
+
+
+def model_frame_info(scene_cut: bool) -> dict[str, Any]:
+    """The per-frame facts of a frame coloured by the model alone (no keyframes)."""
+    return {"keyframe_distance": -1, "confidence": 0.0, "scene_cut": scene_cut, "is_keyframe": False}
 
 
 class Ready(NamedTuple):

@@ -31,11 +31,11 @@ from torch import nn
 
 from chromaflow.core.colorizer import Colorizer, ycbcr_chroma, ycbcr_lightness
 from chromaflow.core.colour import YCbCrFormat
-from chromaflow.core.device_engine import ChromaLayout, DeviceColorizer, DeviceColorizerStream
+from chromaflow.core.device_engine import ChromaLayout, DeviceColorizerStream, device_engine_for
 from chromaflow.core.errors import InputError, UsageError
 from chromaflow.core.hints import Hint
 from chromaflow.core.scenecut import DEFAULT_THRESHOLD, LumaStats, SceneCutDetector
-from chromaflow.core.video import Ready, VideoColorizerStream
+from chromaflow.core.video import Ready, VideoColorizerStream, model_frame_info
 from chromaflow.filters.pyav_frames import (
     PlaneLayout,
     copy_props,
@@ -96,7 +96,7 @@ class ColorizeNode(FrameNode):
         if colorizer is None and model is not None:
             colorizer = Colorizer(model, device=device, precision=precision, size=size)
         self.colorizer = colorizer
-        self.device_engine = _device_engine(engine, colorizer, references, hints, smooth, options)
+        self.device_engine = device_engine_for(engine, colorizer, references, hints, smooth, options)
         self.batch_size = batch_size
         self.stream: VideoColorizerStream | None = None
         self._device_stream: DeviceColorizerStream | None = None
@@ -171,9 +171,7 @@ class ColorizeNode(FrameNode):
             cut = self._last_stats is not None and self._cuts.is_cut(self._last_stats, stats)
             self._last_stats = stats
         assert self.on_info is not None
-        self.on_info(
-            index, {"keyframe_distance": -1, "confidence": 0.0, "scene_cut": cut, "is_keyframe": False}
-        )
+        self.on_info(index, model_frame_info(cut))
 
     def _build_planes(self, ready: list[tuple[int, np.ndarray]]) -> list[av.VideoFrame]:
         out = []
@@ -218,40 +216,6 @@ class ColorizeNode(FrameNode):
         plane_view(out, 1)[:] = chroma[0]
         plane_view(out, 2)[:] = chroma[1]
         return out
-
-
-def _device_engine(
-    engine: str,
-    colorizer: Colorizer | None,
-    references: Mapping[int, Any] | None,
-    hints: Sequence[Hint] | Mapping[int, Sequence[Hint]] | None,
-    smooth: int,
-    options: Mapping[str, Any],
-) -> DeviceColorizer | None:
-    """The device-resident engine when ``engine`` asks for it (or ``auto`` finds it applies on CUDA), else None."""
-    if engine not in ("auto", "device", "video"):
-        raise UsageError(f"engine must be auto, device or video, got {engine!r}")
-    if engine == "video":
-        return None
-    why_not = None
-    if not isinstance(colorizer, Colorizer):
-        why_not = "it needs a colour model"
-    elif references:
-        why_not = "reference keyframes need the video engine"
-    elif smooth:
-        why_not = "temporal smoothing needs the video engine (use smooth=0)"
-    elif isinstance(hints, Mapping):
-        why_not = "per-frame hints need the video engine"
-    elif set(options) - {"params", "scene_cut_threshold", "detect_cuts"}:
-        why_not = f"options {sorted(set(options) - {'params', 'scene_cut_threshold', 'detect_cuts'})} need the video engine"
-    if why_not is not None:
-        if engine == "device":
-            raise UsageError(f"the device engine cannot run this: {why_not}")
-        return None
-    assert isinstance(colorizer, Colorizer)
-    if engine == "auto" and colorizer.placement.device.type != "cuda":
-        return None
-    return DeviceColorizer(colorizer, options.get("params"), tuple(hints or ()))
 
 
 def _factors(chroma: str) -> tuple[int, int]:

@@ -32,6 +32,7 @@ from chromaflow.core.nets.base import BaseColorNet  # noqa: E402
 from chromaflow.core.video import DEFAULT_SMOOTH_RADIUS, VideoColorizer  # noqa: E402
 from chromaflow.filters import vapoursynth as cf  # noqa: E402
 from chromaflow.filters.vs_colour import ClipLayout, check_clip, describe  # noqa: E402
+from chromaflow.filters.vs_synth import clip_from_rgb  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
@@ -650,21 +651,6 @@ def test_deepfake_overlay_changes_only_drawn_pixels(shared: Path, meso4: Path) -
         assert np.array_equal(np.asarray(last[p]), np.asarray(both.get_frame(2)[p]))
 
 
-def _rgb_clip(frames: list[np.ndarray], fmt: int) -> vs.VideoNode:
-    """RGB uint8 frames as a clip of ``fmt`` (BT.709 limited range for YUV)."""
-    h, w = frames[0].shape[:2]
-    blank = core.std.BlankClip(format=vs.RGB24, width=w, height=h, length=len(frames))
-
-    def fill(n: int, f: vs.VideoFrame) -> vs.VideoFrame:
-        g = f.copy()
-        for p in range(3):
-            np.asarray(g[p])[...] = frames[n][:, :, p]
-        return g
-
-    clip = core.std.ModifyFrame(blank, blank, fill)
-    return clip if fmt == vs.RGB24 else core.resize.Bicubic(clip, format=fmt, matrix_s="709")
-
-
 _DEEPFAKE_PROPS = ("Faces", "DeepfakeScore", "FaceBoxes", "FaceScores", "FaceRawScores", "FaceTracks")
 
 
@@ -679,7 +665,7 @@ def test_deepfake_parallel_random_order_matches_a_sequential_render(shared: Path
     assert spec is not None and spec.loader is not None
     tracking = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tracking)
-    src = _rgb_clip(tracking.moving_face_clip(shared, frames=8), vs.YUV420P8)
+    src = clip_from_rgb(tracking.moving_face_clip(shared, frames=8), vs.YUV420P8)
     before = core.num_threads
     try:
         core.num_threads = 1

@@ -138,6 +138,18 @@ def deepfake_engine_rows(d: dict[str, Any]) -> Iterator[Row]:
             )
 
 
+def colour_rows(d: dict[str, Any]) -> Iterator[Row]:
+    rates = {(r["op"], r["size"], r["device"]): r["frames_per_s"] for r in d.get("rows", [])}
+    for (op, size, device), fused in rates.items():
+        eager = rates.get(("join_420_eager", size, device))
+        if op == "join_420_fused" and eager:
+            yield (
+                f"in-gamut join to 8-bit 4:2:0 chroma, {size}, {device}: fused vs eager tensors",
+                f"{fused:.1f} vs {eager:.1f} frames/s ({fused / eager:.1f}x)",
+                "",
+            )
+
+
 def engine_rows(d: dict[str, Any]) -> Iterator[Row]:
     best: dict[tuple[str, str, str, str], float] = {}
     for r in d.get("rows", []):
@@ -194,6 +206,7 @@ SECTIONS: dict[str, list[tuple[str, Callable[[dict[str, Any]], Iterator[Row]]]]]
     ],
     "Speed": [
         ("engine", engine_rows),
+        ("colour", colour_rows),
         ("pipeline", pipeline_rows),
         ("hosts", hosts_rows),
         ("deepfake_engines", deepfake_engine_rows),
