@@ -1,5 +1,6 @@
 """Training pipeline and the built-in ``base`` net: tiny runs on generated images."""
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -15,8 +16,13 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(autouse=True)
-def _one_thread() -> None:
+def _one_thread() -> Iterator[None]:
+    """One intra-op thread here, restored after: a conv's float result depends on the thread count (oneDNN picks
+    its kernel by it), and threads that first run torch later (VapourSynth's workers) would otherwise inherit 1."""
+    before = torch.get_num_threads()
     torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture
