@@ -37,20 +37,41 @@ def test_fused_join_matches_the_tensor_join(fmt: YCbCrFormat, chroma: float) -> 
 
 
 def test_out_of_gamut_colour_is_scaled_into_gamut() -> None:
-    l, ab = _lab(4, 80.0)
-    rgb_raw = torch.cat((l, ab), 1)
+    """Each pixel's chroma is that of the largest in-gamut fraction of its ab, found here by a plain grid search."""
     from chromaflow.core.colour import lab_to_rgb
 
-    outside = ((lab_to_rgb(rgb_raw, clip=False) < -1e-3) | (lab_to_rgb(rgb_raw, clip=False) > 1 + 1e-3)).any(
-        1
-    )
-    assert outside.float().mean() > 0.2, "the test must exercise the bisection"
+    l, ab = _lab(4, 80.0)
+    lab = torch.cat((l, ab), 1).double()
+    raw = lab_to_rgb(lab, clip=False)
+    outside = ((raw < -1e-5) | (raw > 1 + 1e-5)).any(1)
+    assert 0.2 < outside.double().mean() < 0.95, "the test must exercise both kinds of pixel"
     fmt = YCbCrFormat("709", True, None)
-    ours = _cpu_chroma(l[:, 0].numpy(), ab.numpy(), fmt)
-    gray = np.zeros_like(ours)
-    assert np.abs(ours).max() <= 0.5 + 1e-6 and not np.allclose(ours, gray), (
-        "colour kept, inside the code range"
-    )
+    ours = torch.from_numpy(_cpu_chroma(l[:, 0].numpy(), ab.numpy(), fmt)).double()  # (N, 2, H, W)
+    unscaled = rgb_to_ycbcr(raw, fmt)[:, 1:3]
+    keep = ~outside[:, None].expand_as(ours)
+    assert (ours[keep] - unscaled[keep]).abs().max() < 1e-5, "in-gamut colours are left as they are"
+
+    pixels = outside.nonzero()[::13]  # (K, 3): n, y, x
+    l_k = lab[pixels[:, 0], 0, pixels[:, 1], pixels[:, 2]]
+    ab_k = lab[pixels[:, 0], 1:, pixels[:, 1], pixels[:, 2]]  # (K, 2)
+    fractions = torch.linspace(0, 1, 16385, dtype=torch.float64)
+    trial = torch.cat(
+        (l_k[:, None, None].expand(-1, fractions.numel(), 1), ab_k[:, None, :] * fractions[None, :, None]), 2
+    )  # (K, F, 3): L*, a, b for every fraction
+    rgb = lab_to_rgb(trial.permute(2, 0, 1)[None], clip=False)[0]  # (3, K, F)
+    inside = ((rgb >= -1e-5) & (rgb <= 1 + 1e-5)).all(0)
+    steps = torch.arange(fractions.numel())
+    best = (inside * steps).argmax(1)  # the last in-gamut fraction on the grid
+    assert torch.equal(inside, steps[None] <= best[:, None]), "in gamut from gray up to `best`, then out"
+    best_lab = torch.cat((l_k[:, None], ab_k * fractions[best][:, None]), 1).T[
+        None, :, :, None
+    ]  # (1, 3, K, 1)
+    expected = rgb_to_ycbcr(lab_to_rgb(best_lab, clip=False), fmt)[0, 1:3, :, 0]  # (2, K)
+    got = ours[pixels[:, 0], :, pixels[:, 1], pixels[:, 2]].T
+    # 14 halvings land on this grid's steps (1/16384), so the two differ by float32 rounding alone
+    assert (got - expected).abs().max() < 1e-4
+    assert got.abs().max() <= 0.5 + 1e-6
+    assert (got.norm(dim=0) < unscaled[pixels[:, 0], :, pixels[:, 1], pixels[:, 2]].T.norm(dim=0)).all()
 
 
 @pytest.mark.parametrize("fmt", [YCbCrFormat("709", False, 8), YCbCrFormat("2020", True, 10)])
