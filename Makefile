@@ -36,4 +36,4 @@ readme-images: $(STAMP)
 	$(PY) tools/readme_images.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info demo-output
+	rm -rf $(VENV) .venv-bpy build *.egg-info demo-output

@@ -1,10 +1,12 @@
-"""Runs inside ``blender -b --factory-startup --python tests/blender_vse_driver.py -- SPEC.json``.
+"""Runs inside ``blender -b --factory-startup --python tests/blender_vse_driver.py -- SPEC.json``, or with Blender as
+a Python module (PyPI ``bpy``): ``python -c "import bpy, runpy, sys; runpy.run_path(sys.argv[1])" DRIVER -- SPEC``.
 
 Not a pytest module: tests/test_blender_addon.py writes SPEC and reads back the JSON this script writes.
 SPEC keys: zip, movie, cli, verb ("colorize" or "deepfake"), frame_start, trim_start, trim_end, result, and
-optionally ref_image (a still for a timeline marker inside the strip). The script installs the add-on zip the
-way a user does, adds the movie as a strip (plus a sound strip and a strip that blocks the channel above), runs
-the operator blocking (background mode) and records what the scene looks like afterwards.
+optionally install ("addon", the default, or "extension") and ref_image (a still for a timeline marker inside the
+strip). The script installs the add-on zip the way a user does, adds the movie as a strip (plus a sound strip and a
+strip that blocks the channel above), runs the operator blocking (background mode) and records what the scene looks
+like afterwards.
 """
 
 import json
@@ -21,6 +23,29 @@ def strips_of(editor):
 
 def top_strips(editor):
     return editor.strips if hasattr(editor, "strips") else editor.sequences
+
+
+def install(spec):
+    """Install and enable the zip as a legacy add-on (``bl_info``) or a 4.2+ extension (``blender_manifest.toml``),
+    the way a user does; returns the add-on's module name."""
+    if spec.get("install", "addon") == "extension":
+        bpy.ops.extensions.package_install_files(
+            filepath=spec["zip"], repo="user_default", enable_on_install=True
+        )
+        return "bl_ext.user_default.chromaflow_vse"
+    bpy.ops.preferences.addon_install(filepath=spec["zip"], overwrite=True)
+    addon_utils.enable("chromaflow_vse", default_set=True, handle_error=None)
+    return "chromaflow_vse"
+
+
+def new_color_strip(strips, start, end):
+    """A colour strip on channel 2 over [start, end): Blender 5 takes ``length``, earlier versions ``frame_end``."""
+    try:
+        return strips.new_effect(
+            name="blocker", type="COLOR", channel=2, frame_start=start, length=end - start
+        )
+    except TypeError:
+        return strips.new_effect(name="blocker", type="COLOR", channel=2, frame_start=start, frame_end=end)
 
 
 def describe(strip):
@@ -45,9 +70,7 @@ def describe(strip):
 def main(spec):
     result = {"ok": False}
     try:
-        bpy.ops.preferences.addon_install(filepath=spec["zip"], overwrite=True)
-        addon_utils.enable("chromaflow_vse", default_set=True, handle_error=None)
-        prefs = bpy.context.preferences.addons["chromaflow_vse"].preferences
+        prefs = bpy.context.preferences.addons[install(spec)].preferences
         prefs.cli_path = spec["cli"]
         result["blender"] = bpy.app.version_string
 
@@ -63,10 +86,7 @@ def main(spec):
         sound = strips.new_sound(
             name="clip-sound", filepath=spec["movie"], channel=5, frame_start=spec["frame_start"]
         )
-        blocker = strips.new_effect(
-            name="blocker", type="COLOR", channel=2,
-            frame_start=movie.frame_final_start, frame_end=movie.frame_final_end,
-        )  # fmt: skip
+        blocker = new_color_strip(strips, movie.frame_final_start, movie.frame_final_end)
         if spec.get("ref_image"):
             marker = scene.timeline_markers.new("key", frame=movie.frame_final_start + 1)
             ref = scene.chromaflow.references.add()

@@ -50,19 +50,56 @@ def find_or_install(program: str, package: str, timeout: float = 900.0) -> tuple
     return None, f"{program} is not installed and could not be installed ({_apt_tried[package] or 'unknown'})"
 
 
+def _python311() -> str | None:
+    """A Python 3.11 interpreter (the only one Blender 5.0's ``bpy`` wheels are built for): PATH, else pyenv."""
+    found = shutil.which("python3.11")
+    if found:
+        return found
+    pyenv = shutil.which("pyenv")
+    roots = [Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))]
+    if pyenv:
+        done = subprocess.run([pyenv, "root"], capture_output=True, text=True, timeout=60)
+        if done.returncode == 0:
+            roots.insert(0, Path(done.stdout.strip()))
+    for root in roots:
+        for candidate in sorted((root / "versions").glob("3.11*/bin/python3.11"), reverse=True):
+            return str(candidate)
+    return None
+
+
+def find_or_install_bpy(version: str, timeout: float = 900.0) -> tuple[str | None, str]:
+    """A Python with Blender ``version`` as a module (PyPI ``bpy``) in ``.venv-bpy``, made once on first use unless
+    ``CHROMAFLOW_NO_BPY`` is set. Returns ``(its python or None, why it is missing)``."""
+    venv = REPO / ".venv-bpy"
+    python = venv / "bin" / "python"
+    probe_code = "import bpy, sys; sys.stdout.write(bpy.app.version_string)"
+    if python.is_file():
+        done = subprocess.run([str(python), "-c", probe_code], capture_output=True, text=True, timeout=300)
+        if done.returncode == 0 and done.stdout.strip() == version:
+            return str(python), ""
+    if os.environ.get("CHROMAFLOW_NO_BPY"):
+        return None, "CHROMAFLOW_NO_BPY is set"
+    base = _python311()
+    if base is None:
+        return None, "no Python 3.11 (on PATH or through pyenv) to install Blender's bpy module with"
+    try:
+        steps = [
+            [base, "-m", "venv", "--clear", str(venv)],
+            [str(python), "-m", "pip", "install", "-q", f"bpy=={version}"],
+        ]
+        for step in steps:
+            done = subprocess.run(step, capture_output=True, text=True, timeout=timeout)
+            if done.returncode != 0:
+                return None, f"{' '.join(step[:4])} failed: {done.stderr.strip()[-300:]}"
+    except subprocess.TimeoutExpired:
+        return None, f"installing bpy {version} took longer than {timeout:.0f} s"
+    return str(python), ""
+
+
 def chromaflow_cli() -> str:
     """The chromaflow console script of the environment running the tests."""
     script = VENV_BIN / "chromaflow"
     return str(script) if script.is_file() else shutil.which("chromaflow") or "chromaflow"
-
-
-def verb_missing(verb: str) -> str:
-    """Why ``chromaflow VERB`` cannot run yet ('' when it is a real verb)."""
-    done = subprocess.run([chromaflow_cli(), verb, "--help"], capture_output=True, text=True, timeout=120)
-    text = done.stdout + done.stderr
-    if done.returncode != 0 or "not available in this version yet" in text:
-        return f"'chromaflow {verb}' is not implemented in this tree yet"
-    return ""
 
 
 def import_deepfake_weights(shared: Path) -> None:
@@ -119,6 +156,15 @@ def make_clip(
         for packet in video.encode():
             out.mux(packet)
     return path
+
+
+def frame_rgb(path: Path, index: int) -> np.ndarray:
+    """Frame ``index`` of a video file as an RGB24 array."""
+    with av.open(str(path)) as container:
+        for i, frame in enumerate(container.decode(video=0)):
+            if i == index:
+                return frame.to_ndarray(format="rgb24")
+    raise IndexError(f"{path} has no frame {index}")
 
 
 def probe(path: Path) -> dict[str, object]:

@@ -1,7 +1,8 @@
 """The Blender add-on: its plain-Python logic (no bpy) and a real headless Blender run of the operators.
 
-The headless test uses the distribution's ``blender`` (installed by apt-get when missing and allowed, see
-tests/host_tools.py), installs the add-on zip built by tools/package_blender_addon.py, adds a movie strip
+The headless test runs in two Blenders: the distribution's ``blender`` (installed by apt-get when missing and
+allowed) and Blender 5 as a Python module (PyPI ``bpy``, in ``.venv-bpy``; see tests/host_tools.py). It installs the
+add-on zip built by tools/package_blender_addon.py (as a legacy add-on, and as a 4.2+ extension), adds a movie strip
 from a generated clip, runs the operator blocking (background mode) with the real chromaflow CLI and checks the
 new strip and its file.
 """
@@ -12,9 +13,12 @@ import os
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
+import cv2
+import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
@@ -263,22 +267,42 @@ def test_package_zip_holds_the_addon(tmp_path: Path) -> None:
 # Headless Blender
 
 
-@pytest.fixture(scope="module")
-def blender() -> str:
-    path, why = host.find_or_install("blender", "blender")
-    if path is None:
+BPY_VERSION = "5.0.1"  # Blender as a Python module (PyPI ``bpy``), to run the add-on in a current Blender
+
+
+@dataclass(frozen=True)
+class BlenderHost:
+    """How to run the driver script in one Blender, and how that Blender installs the zip."""
+
+    argv: list[str]  # followed by the driver's path, "--" and the spec's path
+    install: str  # "addon" (bl_info) or "extension" (blender_manifest.toml, Blender 4.2+)
+    version: str | None  # the version the run must report, where known
+
+
+@pytest.fixture(scope="module", params=["distribution", "bpy"])
+def blender(request: pytest.FixtureRequest) -> BlenderHost:
+    """The distribution's ``blender`` binary (apt-get, 3.x on Debian 12) with the zip as a legacy add-on, and
+    Blender 5 as a module (``bpy`` from PyPI in ``.venv-bpy``, made on first use) with the zip as an extension."""
+    if request.param == "distribution":
+        path, why = host.find_or_install("blender", "blender")
+        if path is None:
+            pytest.skip(why)
+        return BlenderHost([path, "-b", "--factory-startup", "--python"], "addon", None)
+    python, why = host.find_or_install_bpy(BPY_VERSION)
+    if python is None:
         pytest.skip(why)
-    return path
+    runner = "import bpy, runpy, sys; runpy.run_path(sys.argv[1], run_name='__main__')"
+    return BlenderHost([python, "-c", runner], "extension", BPY_VERSION)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("verb", ["colorize", "deepfake"])
+@pytest.mark.parametrize("case", ["colorize", "colorize-reference", "deepfake"])
 def test_headless_blender_runs_the_operator(
-    verb: str, blender: str, tmp_path: Path, request: pytest.FixtureRequest
+    case: str, blender: BlenderHost, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    missing = host.verb_missing(verb)
-    if missing:
-        pytest.skip(missing)
+    """The operator on a trimmed strip; with ``-reference``, a timeline marker inside the strip carries a red still
+    of the frame under it, whose colour must reach that frame of the new strip."""
+    verb = case.split("-")[0]
     if verb == "deepfake":
         host.import_deepfake_weights(request.getfixturevalue("shared"))
     media = tmp_path / "media"
@@ -295,23 +319,27 @@ def test_headless_blender_runs_the_operator(
         "trim_start": 2,
         "trim_end": 3,
         "result": str(tmp_path / "result.json"),
+        "install": blender.install,
     }
+    if case == "colorize-reference":
+        spec["ref_image"] = str(_red_still(clip, KEYED_FRAME, tmp_path / "key.png"))
     (tmp_path / "spec.json").write_text(json.dumps(spec))
     env = {
         **os.environ,
         "BLENDER_USER_SCRIPTS": str(tmp_path / "user-scripts"),
         "BLENDER_USER_CONFIG": str(tmp_path / "user-config"),
+        "BLENDER_USER_EXTENSIONS": str(tmp_path / "user-extensions"),
         "HOME": str(tmp_path / "home"),
     }
     done = subprocess.run(
-        [blender, "-b", "--factory-startup", "--python", str(REPO / "tests" / "blender_vse_driver.py"),
-         "--", str(tmp_path / "spec.json")],
+        [*blender.argv, str(REPO / "tests" / "blender_vse_driver.py"), "--", str(tmp_path / "spec.json")],
         capture_output=True, text=True, timeout=600, env=env,
     )  # fmt: skip
     log = done.stdout[-3000:] + done.stderr[-3000:]
     assert (tmp_path / "result.json").is_file(), log
     result = json.loads((tmp_path / "result.json").read_text())
     assert result["ok"], result.get("error", "") + log
+    assert blender.version in (None, result["blender"])
     if result["operator"] != ["FINISHED"] and "weights" in result["status"]:
         pytest.skip(f"model weights are not available: {result['status']}")
     assert result["operator"] == ["FINISHED"], result["status"] + log
@@ -342,3 +370,17 @@ def test_headless_blender_runs_the_operator(
     assert leftovers == []
     if verb == "deepfake":
         assert (media / "clip.deepfake.jsonl").is_file()
+    if case == "colorize-reference":
+        red, green, blue = host.frame_rgb(output, KEYED_FRAME).reshape(-1, 3).mean(0)
+        assert red > green + 40 and red > blue + 40, (red, green, blue)
+
+
+KEYED_FRAME = 3  # the driver's marker: one frame after the strip's first shown frame (trim_start 2)
+
+
+def _red_still(clip: Path, index: int, path: Path) -> Path:
+    """Frame ``index`` of ``clip`` coloured red (its brightness kept), written as a PNG."""
+    gray = host.frame_rgb(clip, index).mean(2)
+    bgr = np.stack((gray * 0.25, gray * 0.25, np.minimum(gray * 1.6, 255)), -1)
+    cv2.imwrite(str(path), bgr.astype(np.uint8))
+    return path

@@ -76,9 +76,6 @@ def _only(folder: Path, *names: str) -> None:
 
 @pytest.mark.parametrize("verb", ["deepfake", "colorize"])
 def test_ffmpeg_chromaflow_ffmpeg_pipe(verb: str, ffmpeg: str, tmp_path: Path, shared: Path) -> None:
-    missing = host.verb_missing(verb)
-    if missing:
-        pytest.skip(missing)
     if verb == "deepfake":
         host.import_deepfake_weights(shared)
     clip = host.make_clip(tmp_path / "in.mp4", frames=10, size=(64, 48))

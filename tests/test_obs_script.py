@@ -75,9 +75,6 @@ def test_progress_of_cli_lines() -> None:
 
 
 def test_job_runs_the_real_cli_and_writes_next_to_the_recording(tmp_path: Path, shared: Path) -> None:
-    missing = host.verb_missing("deepfake")
-    if missing:
-        pytest.skip(missing)
     host.import_deepfake_weights(shared)
     rec = host.make_clip(tmp_path / "recording.mp4", frames=10, size=(96, 64))
     logs: list[str] = []
@@ -92,9 +89,6 @@ def test_job_runs_the_real_cli_and_writes_next_to_the_recording(tmp_path: Path, 
 
 
 def test_job_failure_and_cancel_leave_nothing(tmp_path: Path, shared: Path) -> None:
-    missing = host.verb_missing("deepfake")
-    if missing:
-        pytest.skip(missing)
     host.import_deepfake_weights(shared)
     broken = tmp_path / "broken.mp4"
     broken.write_bytes(b"not a video at all")
@@ -157,9 +151,6 @@ def _fake_obspython(recording: Path) -> ModuleType:
 
 
 def test_script_processes_a_recording_when_it_stops(tmp_path: Path, shared: Path) -> None:
-    missing = host.verb_missing("deepfake")
-    if missing:
-        pytest.skip(missing)
     host.import_deepfake_weights(shared)
     rec = host.make_clip(tmp_path / "rec.mp4", frames=8, size=(64, 48))
     fake = _fake_obspython(rec)
@@ -238,9 +229,6 @@ def test_real_obs_under_xvfb_processes_a_recording(tmp_path: Path, shared: Path)
     xvfb_run, why = host.find_or_install("xvfb-run", "xvfb")
     if xvfb_run is None:
         pytest.skip(why)
-    missing = host.verb_missing("deepfake")
-    if missing:
-        pytest.skip(missing)
     host.import_deepfake_weights(shared)
     recordings = tmp_path / "recordings"
     recordings.mkdir()
