@@ -52,18 +52,24 @@ def find_or_install(program: str, package: str, timeout: float = 900.0) -> tuple
 
 def _python311() -> str | None:
     """A Python 3.11 interpreter (the only one Blender 5.0's ``bpy`` wheels are built for): PATH, else pyenv."""
-    found = shutil.which("python3.11")
-    if found:
-        return found
-    pyenv = shutil.which("pyenv")
+    candidates = [shutil.which("python3.11")]
     roots = [Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))]
+    pyenv = shutil.which("pyenv")
     if pyenv:
         done = subprocess.run([pyenv, "root"], capture_output=True, text=True, timeout=60)
         if done.returncode == 0:
             roots.insert(0, Path(done.stdout.strip()))
     for root in roots:
-        for candidate in sorted((root / "versions").glob("3.11*/bin/python3.11"), reverse=True):
-            return str(candidate)
+        candidates += [str(p) for p in sorted((root / "versions").glob("3.11*/bin/python3.11"), reverse=True)]
+    check = "import sys; sys.exit(sys.version_info[:2] != (3, 11))"
+    for candidate in candidates:
+        if (
+            candidate
+            and subprocess.run([candidate, "-c", check], capture_output=True, timeout=60).returncode == 0
+        ):
+            return (
+                candidate  # a pyenv shim on PATH can exist without that version selected: it fails this check
+            )
     return None
 
 
