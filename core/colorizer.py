@@ -34,8 +34,11 @@ from chromaflow.core.colour import (
     lab_to_rgb,
     lightness,
     quantize,
+    rgb_to_lab,
     rgb_to_ycbcr,
     rgb_to_ypbpr_matrix,
+    upsample_chroma,
+    ycbcr_to_rgb,
 )
 from chromaflow.core.device import Placement
 from chromaflow.core.errors import InputError, ModelError, UsageError
@@ -205,6 +208,27 @@ def ycbcr_chroma(
     if tuple(factors) != (1, 1):
         chroma = downsample_chroma(chroma, factors, siting)
     return chroma.to(torch.float32) if fmt.bits is None else quantize(chroma, fmt.bits)
+
+
+def ycbcr_lab(
+    y: np.ndarray,
+    chroma: np.ndarray,
+    fmt: YCbCrFormat,
+    factors: tuple[int, int] = (1, 1),
+    siting: Siting = "left",
+) -> tuple[np.ndarray, np.ndarray]:
+    """CIE L* ``(H, W)`` and ab ``(2, H, W)`` (float32) of a Y'CbCr picture: the inverse of :func:`ycbcr_chroma`.
+
+    ``y``: the luma plane ``(H, W)``; ``chroma``: the Cb, Cr planes ``(2, h, w)``, subsampled by ``factors`` at
+    ``siting`` (brought to full size by linear interpolation at their sites), as code values of ``fmt`` (or
+    float, luma in [0, 1] and chroma in [-0.5, 0.5], for float formats). R'G'B' outside [0, 1] is clipped.
+    """
+    y_t = torch.from_numpy(np.asarray(y, dtype=np.float32))
+    c_t = torch.from_numpy(np.asarray(chroma, dtype=np.float32))
+    if tuple(factors) != (1, 1):
+        c_t = upsample_chroma(c_t, (int(y_t.shape[0]), int(y_t.shape[1])), factors, siting)
+    lab = rgb_to_lab(ycbcr_to_rgb(torch.cat((y_t[None], c_t)), fmt, clip=True))
+    return lab[0].numpy(), np.ascontiguousarray(lab[1:].numpy())
 
 
 def eager_join_chroma(l: Tensor, ab: Tensor, fmt: YCbCrFormat) -> Tensor:

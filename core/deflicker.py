@@ -12,8 +12,10 @@ own colour:
 3. that change, resized to full size, is added to the frame's own full-size ab. L* is left alone, and so is the
    chroma detail finer than the correction, so a frame without flicker comes back as it was.
 
-Hosts turn the result back into their frame format (:func:`chromaflow.core.colorizer.ycbcr_chroma` for Y'CbCr,
-keeping the luma plane). Two access patterns, one core, identical frames: :class:`Deflicker` (random access from
+Hosts read a frame's L* and ab with :func:`chromaflow.core.colorizer.ycbcr_lab` (Y'CbCr) or
+:func:`chromaflow.core.labarrays.rgb_to_lab_planes` (RGB) and write the result with :func:`deflickered_chroma` /
+:func:`deflickered_rgb`, which add the *change* of colour to the frame's own samples: a frame whose ab did not move
+comes back bit for bit (no chroma resampling round trip), and the luma plane is never touched. Two access patterns, one core, identical frames: :class:`Deflicker` (random access from
 several threads, for VapourSynth) and :class:`DeflickerStream` (push/flush, for PyAV nodes and the CLI; frame ``n``
 comes out after frame ``n + radius`` went in).
 """
@@ -25,6 +27,8 @@ import numpy as np
 import torch
 from numpy.typing import NDArray
 
+from chromaflow.core.colorizer import join_in_gamut, ycbcr_chroma
+from chromaflow.core.colour import Siting, YCbCrFormat, quantize
 from chromaflow.core.errors import InputError, UsageError
 from chromaflow.core.flow import working_size
 from chromaflow.core.labarrays import resize_plane
@@ -189,3 +193,33 @@ class DeflickerStream:
             ab, ab_work = self._held.pop(item.frame_index)
             out.append(Deflickered(item.frame_index, self._core.corrected(ab, ab_work, item.ab)))
         return out
+
+
+def deflickered_chroma(
+    chroma: np.ndarray,
+    l_star: F32,
+    ab_old: F32,
+    ab_new: F32,
+    fmt: YCbCrFormat,
+    factors: tuple[int, int] = (1, 1),
+    siting: Siting = "left",
+) -> np.ndarray:
+    """The frame's chroma planes ``(2, h, w)`` (code values of ``fmt``) moved by the change from ``ab_old`` to
+    ``ab_new`` (full size, with the frame's L*): ``chroma + C(L*, ab_new) - C(L*, ab_old)``, where ``C`` is the
+    in-gamut join of :func:`ycbcr_chroma`, subsampled by ``factors`` at ``siting``. int32 codes, clamped to the
+    format's range, for integer formats; float32 for float formats."""
+    unit = YCbCrFormat(fmt.matrix, fmt.full_range, None)  # unrounded E'Pb, E'Pr
+    l_t = torch.from_numpy(np.ascontiguousarray(l_star, dtype=np.float32))[None, None]
+    pair = torch.from_numpy(np.stack((ab_new, ab_old)).astype(np.float32))
+    both = ycbcr_chroma(l_t.expand(2, -1, -1, -1).contiguous(), pair, unit, factors, siting)
+    change = (both[0] - both[1]).double() * fmt.scale_offset()[2]
+    moved = torch.from_numpy(np.asarray(chroma, dtype=np.float64)) + change
+    return (moved.float() if fmt.bits is None else quantize(moved, fmt.bits)).numpy()
+
+
+def deflickered_rgb(rgb: np.ndarray, l_star: F32, ab_old: F32, ab_new: F32) -> np.ndarray:
+    """The frame's R'G'B' ``(3, H, W)`` in [0, 1] moved by the in-gamut colour change from ``ab_old`` to ``ab_new``
+    (float64; the caller scales and rounds to its sample format)."""
+    l_t = torch.from_numpy(np.ascontiguousarray(l_star, dtype=np.float64))[None, None].expand(2, -1, -1, -1)
+    joined, _ = join_in_gamut(l_t, torch.from_numpy(np.stack((ab_new, ab_old)).astype(np.float64)))
+    return np.clip(np.asarray(rgb, dtype=np.float64) + (joined[0] - joined[1]).numpy(), 0.0, 1.0)

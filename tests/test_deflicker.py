@@ -4,8 +4,11 @@ import threading
 
 import numpy as np
 import pytest
+import torch
 
-from chromaflow.core.deflicker import Deflicker, DeflickerStream
+from chromaflow.core.colorizer import ycbcr_chroma, ycbcr_lab
+from chromaflow.core.colour import YCbCrFormat, lab_to_rgb, rgb_to_lab, rgb_to_ycbcr
+from chromaflow.core.deflicker import Deflicker, DeflickerStream, deflickered_chroma, deflickered_rgb
 from chromaflow.core.errors import InputError, UsageError
 
 H, W, N = 48, 64, 12
@@ -123,3 +126,76 @@ def test_bad_input_says_what_to_do() -> None:
     engine = Deflicker(3, lambda k: _scene(k))
     with pytest.raises(InputError, match="outside the clip"):
         engine.ab(3)
+
+
+def _in_gamut_scene() -> tuple[np.ndarray, np.ndarray]:
+    """Frame 0 of the scene with its colours clipped into sRGB, as L* and ab."""
+    l_star, ab = _scene(0)
+    lab = rgb_to_lab(lab_to_rgb(torch.from_numpy(np.concatenate((l_star[None], ab)))))
+    return lab[0].numpy(), np.ascontiguousarray(lab[1:].numpy())
+
+
+def _in_gamut(l_star: np.ndarray, ab: np.ndarray) -> np.ndarray:
+    rgb = lab_to_rgb(torch.from_numpy(np.concatenate((l_star[None], ab))), clip=False).numpy()
+    return ((rgb >= 0) & (rgb <= 1)).all(0)
+
+
+def _coded(
+    fmt: YCbCrFormat, factors: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """A frame of the scene as Y'CbCr planes of ``fmt`` (luma, chroma), with the L* and ab read back from them."""
+    l_star, ab = _in_gamut_scene()
+    l_t, ab_t = torch.from_numpy(l_star)[None, None], torch.from_numpy(ab)[None]
+    chroma = ycbcr_chroma(l_t, ab_t, fmt, factors)[0].numpy()
+    y = rgb_to_ycbcr(lab_to_rgb(torch.cat((l_t, ab_t), 1))[0], fmt)[0].numpy()
+    y = y if fmt.bits is None else np.round(y)
+    l_read, ab_read = ycbcr_lab(y, chroma, fmt, factors)
+    return y, chroma, l_read, ab_read
+
+
+def test_ycbcr_lab_reads_the_colour_back() -> None:
+    l_star, ab = _in_gamut_scene()
+    _, _, l_read, ab_read = _coded(YCbCrFormat("709", True, None), (1, 1))
+    assert np.abs(l_read - l_star).max() < 1e-3 and np.abs(ab_read - ab).max() < 1e-3
+
+
+@pytest.mark.parametrize(
+    ("fmt", "factors"),
+    [
+        (YCbCrFormat("709", False, 8), (2, 2)),
+        (YCbCrFormat("601", False, 10), (1, 2)),
+        (YCbCrFormat("2020", True, None), (1, 1)),
+    ],
+)
+def test_unchanged_colour_leaves_the_chroma_planes_bit_for_bit(
+    fmt: YCbCrFormat, factors: tuple[int, int]
+) -> None:
+    """No resampling round trip: 4:2:0 chroma up and down again would blur it; the change alone is applied."""
+    _, chroma, l_read, ab_read = _coded(fmt, factors)
+    out = deflickered_chroma(chroma, l_read, ab_read, ab_read.copy(), fmt, factors)
+    assert out.dtype == (np.float32 if fmt.bits is None else np.int32)
+    assert np.array_equal(out, chroma.astype(out.dtype))
+
+
+def test_changed_colour_is_the_new_ab_when_read_back() -> None:
+    fmt = YCbCrFormat("709", False, 10)
+    y, chroma, l_read, ab_read = _coded(fmt, (1, 1))
+    target = ab_read + np.array([6.0, -4.0], np.float32)[:, None, None]
+    out = deflickered_chroma(chroma, l_read, ab_read, target, fmt)
+    _, ab_out = ycbcr_lab(y, out, fmt)
+    shown = _in_gamut(l_read, target)  # elsewhere the join lowers the chroma to what sRGB can show
+    assert shown.mean() > 0.8
+    err = np.abs(ab_out - target)[:, shown]
+    assert err.mean() < 0.3 and err.max() < 2.0
+
+
+def test_rgb_frames_move_by_the_colour_change_alone() -> None:
+    l_star, ab = _in_gamut_scene()
+    rgb = lab_to_rgb(torch.from_numpy(np.concatenate((l_star[None], ab)))).numpy()
+    same = deflickered_rgb(rgb, l_star, ab, ab.copy())
+    assert np.abs(same - rgb).max() < 1e-6
+    target = ab + np.array([-5.0, 5.0], np.float32)[:, None, None]
+    moved = deflickered_rgb(rgb, l_star, ab, target)
+    want = lab_to_rgb(torch.from_numpy(np.concatenate((l_star[None], target)))).numpy()
+    shown = _in_gamut(l_star, target)
+    assert shown.mean() > 0.8 and np.abs(moved - want)[:, shown].max() < 1e-4
