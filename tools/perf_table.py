@@ -90,6 +90,37 @@ def smoothing_rows(d: dict[str, Any]) -> Iterator[Row]:
         yield ("numba smoothing kernel vs numpy", f"{d['speed']['speed_ratio']:.1f}x", "")
 
 
+def deflicker_rows(d: dict[str, Any]) -> Iterator[Row]:
+    s, means = d["summary"], d["summary"]["means"]
+    r = s["radius"]
+    if s.get("flicker_psnr_gain_db") is not None:
+        yield (
+            f"deflicker (radius {r}), synthetic flicker at full size on DAVIS",
+            f"warp error -{_pct(s['flicker_warp_error_reduction'])}, PSNR {means['flicker']['psnr']:.2f} -> "
+            f"{means[f'flicker_deflickered_r{r}']['psnr']:.2f} dB",
+            "",
+        )
+    yield (
+        "deflicker of a clip without flicker (ground truth)",
+        f"PSNR >= {s['gt_min_psnr_db']:.1f} dB vs input",
+        "",
+    )
+    if "base_warp_error_reduction" in s:
+        yield (
+            "deflicker of `base` colorized per frame, DAVIS",
+            f"warp error -{_pct(s['base_warp_error_reduction'])}, CDC -{_pct(s['base_cdc_reduction'])}, PSNR "
+            f"{s['base_psnr_change_db']:+.2f} dB",
+            "",
+        )
+    sp = d.get("speed")
+    if sp:
+        yield (
+            f"deflicker speed, {sp['size']}, radius {sp['radius']}",
+            f"{sp['fps_stream']:.1f} frames/s ({sp['fps_stream_and_420_write']:.1f} with the 4:2:0 chroma write)",
+            "",
+        )
+
+
 def deepfake_rows(d: dict[str, Any]) -> Iterator[Row]:
     for name, run in d.get("dfdc", {}).items():
         n = len(run.get("videos", {}))
@@ -202,6 +233,7 @@ SECTIONS: dict[str, list[tuple[str, Callable[[dict[str, Any]], Iterator[Row]]]]]
         ("quality", quality_rows),
         ("transfer", transfer_rows),
         ("smoothing", smoothing_rows),
+        ("deflicker", deflicker_rows),
         ("deepfake", deepfake_rows),
     ],
     "Speed": [
