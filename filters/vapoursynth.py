@@ -4,20 +4,20 @@
     from chromaflow.filters import vapoursynth as cf
 
     clip = cf.colorize(clip)                          # GRAY/YUV/RGB in; YUV keeps its luma plane bit for bit
+    clip = cf.deflicker(clip)                         # colour flicker of a colour clip removed, luma untouched
     clip = cf.deepfake(clip)                          # scores faces; ChromaflowDeepfakeScore etc. per frame
 
 Every function checks its clip when called and raises ``vs.Error("chromaflow.<function>: ...")`` saying what to do;
 errors while rendering a frame name the function and the frame. Engines are built when the function is called (so
 absent weights are reported at once) and shared by VapourSynth's worker threads through a pool of ``num_streams``
-copies (:mod:`chromaflow.filters.vs_streams`). Colour-description properties are read and written as
+copies (:mod:`chromaflow.filters.vs_streams`); ``deflicker`` lives in :mod:`chromaflow.filters.vs_deflicker`. Colour-description properties are read and written as
 :mod:`chromaflow.filters.vs_colour` documents; per-frame results go into properties prefixed ``Chromaflow``.
 """
 
 import copy
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,94 +29,25 @@ from torch import Tensor, nn
 
 from chromaflow.core.colorizer import Colorizer, join_in_gamut, ycbcr_chroma, ycbcr_lightness
 from chromaflow.core.colour import (
-    YCbCrFormat,
     downsample_chroma,
     lightness,
     rgb_to_ycbcr,
-    upsample_chroma,
-    ycbcr_to_rgb,
 )
 from chromaflow.core.deepfake import DeepfakeScorer, FrameFaces, FrameResult
-from chromaflow.core.errors import ChromaflowError
 from chromaflow.core.hints import Hint, parse_hint
 from chromaflow.core.keyframes import MODES
 from chromaflow.core.labarrays import as_rgb_float, load_rgb
 from chromaflow.core.overlay import OverlayStyle, draw_overlay
 from chromaflow.core.video import DEFAULT_SMOOTH_RADIUS, VideoColorizer
 from chromaflow.filters.vs_colour import ClipLayout, ColourDescription, check_clip, describe
+from chromaflow.filters.vs_deflicker import deflicker
+from chromaflow.filters.vs_frames import frame_rgb, read_plane, reported, store_plane
 from chromaflow.filters.vs_streams import StreamPool
 
-__all__ = ["PROP_PREFIX", "colorize", "deepfake", "transfer"]
+__all__ = ["PROP_PREFIX", "colorize", "deepfake", "deflicker", "transfer"]
 
 PROP_PREFIX = "Chromaflow"
 core = vs.core
-
-
-# ------------------------------------------------------------------------------------------------ errors
-
-
-@contextmanager
-def _reported(func: str, n: int | None = None) -> Iterator[None]:
-    """Turn the engine's errors into ``vs.Error`` naming the function (and the frame, while rendering)."""
-    try:
-        yield
-    except vs.Error:
-        raise
-    except ChromaflowError as err:
-        where = f"chromaflow.{func}" + (f" (frame {n})" if n is not None else "")
-        raise vs.Error(f"{where}: {err}") from err
-
-
-# ------------------------------------------------------------------------------------------------ planes
-
-
-def _plane(frame: vs.VideoFrame, p: int) -> np.ndarray:
-    return np.asarray(frame[p])
-
-
-def _store(frame: vs.VideoFrame, p: int, codes: Tensor, layout_bits: int, is_float: bool) -> None:
-    """Write code values into plane ``p`` of a writable frame: float values rounded and clamped for integer planes,
-    integer values (already in range) as they are."""
-    out = _plane(frame, p)
-    if is_float:
-        out[...] = codes.to(torch.float32).cpu().numpy()
-    elif not codes.is_floating_point():  # already rounded and clamped (ycbcr_chroma's integer codes)
-        out[...] = codes.cpu().numpy()
-    else:
-        peak = (1 << layout_bits) - 1
-        out[...] = codes.round().clamp_(0, peak).to(torch.int32).cpu().numpy()
-
-
-def _luma_unit(y: np.ndarray, fmt: YCbCrFormat, device: torch.device) -> Tensor:
-    """Y' code values as E'Y (float32, nominally [0, 1]) on ``device``."""
-    ys, yo, _, _ = fmt.scale_offset()
-    t = torch.from_numpy(y.astype(np.float32)).to(device)  # astype copies: the frame's memory is read-only
-    return (t - yo) / ys if (ys, yo) != (1.0, 0.0) else t
-
-
-def _rgb_unit(frame: vs.VideoFrame, layout: ClipLayout, device: torch.device) -> Tensor:
-    """R'G'B' planes of a frame as a float32 (3, H, W) tensor in [0, 1] on ``device``."""
-    planes = np.stack([_plane(frame, p) for p in range(3)])
-    t = torch.from_numpy(planes).to(device=device, dtype=torch.float32)
-    return t if layout.is_float else t / layout.peak
-
-
-def frame_rgb(frame: vs.VideoFrame, layout: ClipLayout, desc: ColourDescription) -> Tensor:
-    """Any GRAY/YUV/RGB frame as sRGB-encoded R'G'B' (3, H, W) float32 in [0, 1] on the CPU.
-
-    Y'CbCr is decoded with the frame's own matrix, range and chroma siting; gray becomes R' = G' = B' = E'Y.
-    """
-    cpu = torch.device("cpu")
-    if layout.family == vs.RGB:
-        return _rgb_unit(frame, layout, cpu).clamp(0.0, 1.0)
-    fmt = desc.ycbcr(layout)
-    y = torch.from_numpy(_plane(frame, 0).astype(np.float32))
-    if layout.family == vs.GRAY:
-        return _luma_unit(_plane(frame, 0), fmt, cpu).clamp(0.0, 1.0).expand(3, -1, -1)
-    chroma = torch.from_numpy(np.stack([_plane(frame, 1), _plane(frame, 2)]).astype(np.float32))
-    if layout.factors != (1, 1):
-        chroma = upsample_chroma(chroma, (layout.height, layout.width), layout.factors, desc.siting)
-    return ycbcr_to_rgb(torch.cat((y[None], chroma)), fmt, clip=True)
 
 
 def _resolve_format(value: Any, func: str) -> vs.VideoFormat:
@@ -179,7 +110,7 @@ def _parse_hints(hints: HintsArg, num_frames: int, func: str) -> dict[int, list[
             items = [items]
         return [item if isinstance(item, Hint) else parse_hint(str(item)) for item in items]
 
-    with _reported(func):
+    with reported(func):
         if hints is None:
             return []
         if isinstance(hints, Mapping):
@@ -229,7 +160,7 @@ def frame_lightness(frame: vs.VideoFrame, layout: ClipLayout, desc: ColourDescri
     """L* ``(H, W)`` float32 of a frame, as the engine reads it: Y' through the core's table, RGB through Lab."""
     if layout.family == vs.RGB:
         return lightness(frame_rgb(frame, layout, desc))[0].numpy()
-    return ycbcr_lightness(_plane(frame, 0), desc.ycbcr(layout)).numpy()
+    return ycbcr_lightness(read_plane(frame, 0), desc.ycbcr(layout)).numpy()
 
 
 class _LumaSource:
@@ -294,7 +225,7 @@ class _ColorizeRenderer:
         self.factors = (1 << out.subsampling_h, 1 << out.subsampling_w)
 
     def __call__(self, n: int, f: vs.VideoFrame | list[vs.VideoFrame]) -> vs.VideoFrame:
-        with _reported(self.func, n):
+        with reported(self.func, n):
             if isinstance(f, list):  # GRAY in: f = [blank output frame with the source's props, source frame]
                 fout, src = f[0].copy(), f[1]
             else:
@@ -309,13 +240,13 @@ class _ColorizeRenderer:
                 rgb, _ = join_in_gamut(l_star, ab)
                 scale = 1.0 if self.out_float else float((1 << self.out.bits_per_sample) - 1)
                 for p in range(3):
-                    _store(fout, p, rgb[0, p] * scale, self.out.bits_per_sample, self.out_float)
+                    store_plane(fout, p, rgb[0, p] * scale, self.out.bits_per_sample, self.out_float)
             else:
                 if self.layout.family == vs.GRAY:
-                    _plane(fout, 0)[...] = _plane(src, 0)  # the luma, bit for bit
+                    read_plane(fout, 0)[...] = read_plane(src, 0)  # the luma, bit for bit
                 codes = ycbcr_chroma(l_star, ab, desc.ycbcr(self.layout), self.factors, desc_out.siting)[0]
                 for p in (1, 2):
-                    _store(fout, p, codes[p - 1], self.out.bits_per_sample, self.out_float)
+                    store_plane(fout, p, codes[p - 1], self.out.bits_per_sample, self.out_float)
             desc_out.write(fout.props, self.out.color_family)
             if self.model_name:
                 fout.props[PROP_PREFIX + "Model"] = self.model_name
@@ -389,7 +320,7 @@ def _reference_images(
                     f"chromaflow.{func}: a reference is given for frame {n}, but the clip has frames "
                     f"0..{clip.num_frames - 1}"
                 )
-            with _reported(func):
+            with reported(func):
                 images[n] = (
                     load_rgb(value) if isinstance(value, str | Path) else as_rgb_float(np.asarray(value))
                 )
@@ -441,7 +372,7 @@ def _build_engine(
     options: dict[str, Any] = {}
     if scene_cut_threshold is not None:
         options["scene_cut_threshold"] = scene_cut_threshold
-    with _reported(func):
+    with reported(func):
         return VideoColorizer(
             clip.num_frames,
             luma,
@@ -512,7 +443,7 @@ def colorize(
     parsed_hints = _parse_hints(hints, clip.num_frames, func)
     pool: StreamPool[Colorizer] | None = None
     if model is not None:
-        with _reported(func):
+        with reported(func):
             pool = StreamPool(_colorizer_factory(model, device, precision, size), num_streams)
     elif references is None:
         raise vs.Error(f"chromaflow.{func}: give a model, references, or both")
@@ -731,10 +662,10 @@ def _paint_tile(
     if layout.family == vs.RGB:
         scale = 1.0 if layout.is_float else float(layout.peak)
         for p in range(3):
-            _plane(fout, p)[y0:y1, x0:x1][hit] = _coded(rgb[p][hit_t] * scale, layout).numpy()
+            read_plane(fout, p)[y0:y1, x0:x1][hit] = _coded(rgb[p][hit_t] * scale, layout).numpy()
         return
     ycc = rgb_to_ycbcr(rgb, desc.ycbcr(layout))
-    _plane(fout, 0)[y0:y1, x0:x1][hit] = _coded(ycc[0][hit_t], layout).numpy()
+    read_plane(fout, 0)[y0:y1, x0:x1][hit] = _coded(ycc[0][hit_t], layout).numpy()
     if layout.family == vs.GRAY:
         return
     chroma = ycc[1:3]
@@ -748,7 +679,7 @@ def _paint_tile(
     cy, cx = y0 // fh, x0 // fw
     mask_np = mask.numpy()
     for p in (1, 2):
-        plane = _plane(fout, p)[cy : cy + chroma.shape[1], cx : cx + chroma.shape[2]]
+        plane = read_plane(fout, p)[cy : cy + chroma.shape[1], cx : cx + chroma.shape[2]]
         plane[mask_np] = _coded(chroma[p - 1][mask], layout).numpy()
 
 
@@ -790,7 +721,7 @@ def deepfake(
     """
     func = "deepfake"
     layout = check_clip(clip, func)
-    with _reported(func):
+    with reported(func):
         scorer = DeepfakeScorer(
             detector,
             classifier,
@@ -805,7 +736,7 @@ def deepfake(
 
     def render(n: int, f: list[vs.VideoFrame]) -> vs.VideoFrame:
         src, rgb_frame = f
-        with _reported(func, n):
+        with reported(func, n):
             rgb8 = _interleaved(rgb_frame)
             result = scores.get(n, rgb8)
             fout = src.copy()

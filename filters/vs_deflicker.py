@@ -1,0 +1,170 @@
+"""VapourSynth ``deflicker``: remove colour flicker from a clip that is already in colour.
+
+    import vapoursynth as vs
+    from chromaflow.filters import vapoursynth as cf
+
+    clip = cf.deflicker(clip, radius=3)               # YUV keeps its luma plane bit for bit; RGB stays RGB
+
+The host of :class:`chromaflow.core.deflicker.Deflicker` (random access, thread-safe): a frame's L* and a*b* are
+read from its own samples (:func:`~chromaflow.core.colorizer.ycbcr_lab` for Y'CbCr, the frame's R'G'B' for RGB),
+the core returns the deflickered a*b*, and only the *change* of colour is added to the frame's chroma (or R'G'B')
+samples, so a frame whose colour does not move comes back as it was.
+"""
+
+import threading
+from collections import OrderedDict
+
+import numpy as np
+import torch
+import vapoursynth as vs
+
+from chromaflow.core.colorizer import ycbcr_lab
+from chromaflow.core.colour import rgb_to_lab
+from chromaflow.core.deflicker import (
+    DEFAULT_MAX_SIDE,
+    DEFAULT_RADIUS,
+    Deflicker,
+    LabFrame,
+    deflickered_chroma,
+    deflickered_rgb,
+)
+from chromaflow.filters.vs_colour import ClipLayout, ColourDescription, check_clip, describe
+from chromaflow.filters.vs_frames import frame_rgb, read_plane, reported, store_plane
+
+__all__ = ["deflicker"]
+
+core = vs.core
+
+
+def frame_lab(frame: vs.VideoFrame, layout: ClipLayout, desc: ColourDescription) -> LabFrame:
+    """Full-size L* ``(H, W)`` and ab ``(2, H, W)`` (float32) of a YUV or RGB frame, from its own samples."""
+    if layout.family == vs.RGB:
+        lab = rgb_to_lab(frame_rgb(frame, layout, desc)).numpy()
+        return np.ascontiguousarray(lab[0]), np.ascontiguousarray(lab[1:])
+    y = np.array(read_plane(frame, 0), dtype=np.float32)  # a copy: the frame's memory is read-only
+    chroma = np.stack([read_plane(frame, 1), read_plane(frame, 2)])
+    return ycbcr_lab(y, chroma, desc.ycbcr(layout), layout.factors, desc.siting)
+
+
+class _LabFrames:
+    """``get_lab`` of the core engine: frame ``k``'s ``(L*, ab)``, converted once and kept in a bounded LRU.
+
+    The renderer hands in the frame it is rendering; frames the engine needs that are not cached are fetched from
+    the source clip (a nested ``get_frame``, as :class:`chromaflow.filters.vapoursynth._LumaSource` does). A frame
+    being converted by one thread is waited for, not converted twice.
+    """
+
+    def __init__(self, clip: vs.VideoNode, layout: ClipLayout, func: str, capacity: int = 16) -> None:
+        self.clip = clip
+        self.layout = layout
+        self.func = func
+        self.capacity = capacity
+        self._cache: OrderedDict[int, LabFrame] = OrderedDict()
+        self._busy: dict[int, threading.Event] = {}
+        self._lock = threading.Lock()
+
+    def get(
+        self, k: int, frame: vs.VideoFrame | None = None, desc: ColourDescription | None = None
+    ) -> LabFrame:
+        """Frame ``k``'s ``(L*, ab)``; ``frame`` (and its ``desc``): the frame itself when the caller has it."""
+        while True:
+            with self._lock:
+                cached = self._cache.get(k)
+                if cached is not None:
+                    self._cache.move_to_end(k)
+                    return cached
+                event = self._busy.get(k)
+                if event is None:
+                    event = self._busy[k] = threading.Event()
+                    break
+            event.wait()  # another thread converts it (if it failed, the loop takes the work over)
+        try:
+            if frame is None:
+                frame = self.clip.get_frame(k)
+            if desc is None:
+                desc = describe(frame.props, self.layout, self.func, k)
+            lab = frame_lab(frame, self.layout, desc)
+            with self._lock:
+                self._cache[k] = lab
+                while len(self._cache) > self.capacity:
+                    self._cache.popitem(last=False)
+            return lab
+        finally:
+            with self._lock:
+                del self._busy[k]
+            event.set()
+
+    def __call__(self, k: int) -> LabFrame:
+        return self.get(k)
+
+
+class _DeflickerRenderer:
+    """Renders one output frame, for frames requested in any order from VapourSynth's worker threads (R81 runs
+    Python frame callbacks one at a time; the state is locked all the same)."""
+
+    def __init__(self, func: str, engine: Deflicker, frames: _LabFrames, layout: ClipLayout) -> None:
+        self.func = func
+        self.engine = engine
+        self.frames = frames
+        self.layout = layout
+
+    def __call__(self, n: int, f: vs.VideoFrame) -> vs.VideoFrame:
+        layout = self.layout
+        with reported(self.func, n):
+            desc = describe(f.props, layout, self.func, n)
+            l_star, ab_old = lab = self.frames.get(n, f, desc)
+            ab_new = self.engine.ab(n, lab)
+            fout = f.copy()  # a YUV frame's luma plane and every frame's properties stay as they are
+            if layout.family == vs.RGB:
+                rgb = deflickered_rgb(frame_rgb(f, layout, desc).numpy(), l_star, ab_old, ab_new)
+                scale = 1.0 if layout.is_float else float(layout.peak)
+                for p in range(3):
+                    store_plane(fout, p, torch.from_numpy(rgb[p] * scale), layout.bits, layout.is_float)
+            else:
+                chroma = np.stack([read_plane(f, 1), read_plane(f, 2)])
+                codes = deflickered_chroma(
+                    chroma, l_star, ab_old, ab_new, desc.ycbcr(layout), layout.factors, desc.siting
+                )
+                for p in (1, 2):
+                    read_plane(fout, p)[...] = codes[p - 1]
+            return fout
+
+
+def deflicker(
+    clip: vs.VideoNode,
+    radius: int = DEFAULT_RADIUS,
+    strength: float = 1.0,
+    scene_cut_threshold: float | None = None,
+    max_side: int = DEFAULT_MAX_SIDE,
+) -> vs.VideoNode:
+    """Remove colour flicker from a clip already in colour (from a per-frame colorizer, or any other source).
+
+    YUV (any subsampling) and RGB; 8-16 bit integer, half or single float samples. The output has the input's
+    format, length and frame properties; YUV keeps its luma plane bit for bit, and frames whose colour is steady
+    come back unchanged. ``radius``: frames ``n - radius .. n + radius`` are compared (motion-compensated) with
+    frame ``n``; ``strength`` (>= 0) scales the neighbours' weight (0 = off, 1 = a confident neighbour counts as
+    much as the frame); ``scene_cut_threshold``: no colour is taken across a cut (the core's default when
+    ``None``); ``max_side``: the longer side of the working resolution the correction is computed at. Frames may
+    be requested in any order from any number of threads: the result is that of a sequential render.
+    """
+    func = "deflicker"
+    layout = check_clip(clip, func)
+    if layout.family == vs.GRAY:
+        assert clip.format is not None
+        raise vs.Error(
+            f"chromaflow.{func}: a {clip.format.name} clip has no colour to deflicker; colorize it first "
+            "(chromaflow.colorize), which smooths its colour over time already"
+        )
+    frames = _LabFrames(clip, layout, func)
+    with reported(func):
+        engine = Deflicker(
+            clip.num_frames,
+            frames,
+            radius=radius,
+            strength=strength,
+            max_side=max_side,
+            scene_cut_threshold=scene_cut_threshold,
+        )
+    # a frame fetched as a neighbour waits here until it is rendered itself (``radius`` frames later in order)
+    frames.capacity = 2 * engine.radius + 2 * core.num_threads + 2
+    return core.std.ModifyFrame(clip, clip, _DeflickerRenderer(func, engine, frames, layout))
