@@ -5,6 +5,7 @@ Nodes (``push(frame | None)``, ``pull() -> list[av.VideoFrame]``, ``flush()``):
 - :class:`ColorizeNode` colorizes with the core video engine (model batches, keyframe references, temporal
   smoothing: the options of VapourSynth's ``colorize``); Y'CbCr frames keep their luma plane bit for bit (gray
   becomes 4:2:0 or 4:4:4). ``ColorizeNode(model=None, references={0: "key.png"})`` is the keyframe-transfer node.
+- :class:`DeflickerNode` removes colour flicker from video already in colour (luma and alpha kept bit for bit).
 - :class:`DeepfakeNode` scores faces (per-frame results, a video summary) and can draw the overlay.
 - :class:`FilterNode` runs a chain of FFmpeg filters (``"scale=320:-2,format=yuv420p"``); :class:`GraphNode` wraps a
   configured ``av.filter.Graph``; :class:`NodeChain` runs several nodes in a row.
@@ -19,6 +20,7 @@ Example::
 
 from chromaflow.filters.pyav_colorize import ColorizeNode, output_format
 from chromaflow.filters.pyav_deepfake import DeepfakeNode, ScoredFrame
+from chromaflow.filters.pyav_deflicker import DeflickerNode
 from chromaflow.filters.pyav_encode import DEFAULTS_BY_SUFFIX, EncodeOptions
 from chromaflow.filters.pyav_nodes import BatchNode, FilterNode, FrameNode, GraphNode, NodeChain
 from chromaflow.filters.pyav_targets import STDIO, is_sequence_pattern, open_input
@@ -30,6 +32,7 @@ __all__ = [
     "BatchNode",
     "ColorizeNode",
     "DeepfakeNode",
+    "DeflickerNode",
     "EncodeOptions",
     "FilterNode",
     "FrameNode",

@@ -62,7 +62,9 @@ def test_info_text() -> None:
     assert "model cache:" in result.stdout and "devices:" in result.stdout
 
 
-@pytest.mark.parametrize("verb", ["info", "image", "colorize", "deepfake", "models", "train", "bench"])
+@pytest.mark.parametrize(
+    "verb", ["info", "image", "colorize", "deflicker", "deepfake", "models", "train", "bench"]
+)
 def test_every_verb_has_help(verb: str) -> None:
     assert verb in VERB_MODULES
     result = run_cli(verb, "--help")

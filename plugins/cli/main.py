@@ -14,7 +14,7 @@ from chromaflow import __version__
 from chromaflow.core.errors import ChromaflowError
 
 # Each verb lives in its own module of this package and exposes register(subparsers).
-VERB_MODULES = ("info", "image", "colorize", "deepfake", "models", "train", "bench")
+VERB_MODULES = ("info", "image", "colorize", "deflicker", "deepfake", "models", "train", "bench")
 
 EXIT_INTERRUPTED = 130
 EXIT_INTERNAL = 1

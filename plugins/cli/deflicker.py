@@ -1,0 +1,94 @@
+"""`chromaflow deflicker IN OUT`: remove colour flicker from a video already in colour, keeping luma, audio, timing.
+
+Runs :class:`chromaflow.filters.pyav.DeflickerNode` (the core's :class:`~chromaflow.core.deflicker.DeflickerStream`,
+the same smoothing as colorize's ``--smooth``) on the video's own colour; I/O, encoding, progress and ``--json``
+are the other video verbs' (:mod:`chromaflow.plugins.cli.video_common`).
+"""
+
+import argparse
+
+from chromaflow.core.deflicker import DEFAULT_RADIUS
+from chromaflow.core.scenecut import DEFAULT_THRESHOLD
+from chromaflow.filters.pyav import DeflickerNode
+from chromaflow.plugins.cli.video_common import add_encode_arguments, add_ui_arguments, run_video
+
+
+def run(args: argparse.Namespace) -> int:
+    node = DeflickerNode(radius=args.radius, strength=args.strength, scene_cut_threshold=args.scene_cut)
+    run_video(
+        args,
+        args.input,
+        args.output,
+        [node],
+        "deflicker",
+        extra_json=lambda _r: {"radius": args.radius, "strength": args.strength, "scene_cut": args.scene_cut},
+    )
+    return 0
+
+
+def _radius(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a radius: give a whole number of frames >= 1")
+    return value
+
+
+def _strength(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:  # also refuses nan
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a strength: give a number >= 0 (1 = full, 0 = off)"
+        )
+    return value
+
+
+def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    parser = sub.add_parser(
+        "deflicker",
+        help="remove colour flicker from a video already in colour; luma, audio and timestamps are kept",
+        description="Remove colour flicker from IN (e.g. the output of a per-frame colorizer) into OUT: each "
+        "frame's colour is smoothed with its neighbours along the motion, stopping at scene cuts. The luma plane "
+        "is kept bit for bit and only the change of colour is applied, so a frame without flicker comes back as "
+        "it was. IN/OUT: video files, image sequences (frames/%05d.png) or '-' for y4m on stdin/stdout "
+        "(ffmpeg -i in.mp4 -f yuv4mpegpipe - | chromaflow deflicker - - | ffmpeg -i - out.mp4). Gray video has "
+        "no colour to deflicker: use `chromaflow colorize` for it.",
+    )
+    parser.add_argument(
+        "input", metavar="IN", help="input video, image-sequence pattern, or - (y4m on stdin)"
+    )
+    parser.add_argument(
+        "output", metavar="OUT", help="output video, image-sequence pattern, or - (y4m on stdout)"
+    )
+    group = parser.add_argument_group("deflicker")
+    group.add_argument(
+        "--radius",
+        type=_radius,
+        default=DEFAULT_RADIUS,
+        metavar="R",
+        help=f"frames on either side a frame's colour is smoothed with (>= 1, default {DEFAULT_RADIUS}); "
+        "output starts R frames after input",
+    )
+    group.add_argument(
+        "--strength",
+        type=_strength,
+        default=1.0,
+        metavar="S",
+        help="weight of the neighbouring frames (>= 0; 1 = a confident neighbour counts as much as the frame "
+        "itself, default; 0 = no change)",
+    )
+    group.add_argument(
+        "--scene-cut",
+        type=float,
+        default=DEFAULT_THRESHOLD,
+        metavar="T",
+        help=f"scene-cut threshold: no colour is taken across a cut (default {DEFAULT_THRESHOLD})",
+    )
+    add_encode_arguments(parser)
+    add_ui_arguments(parser)
+    parser.set_defaults(func=run)
