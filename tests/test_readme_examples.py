@@ -130,6 +130,25 @@ def gray_film(path: Path, n: int, key_frames: list[int], audio: bool = False) ->
         write_rgb(path.parent / f"key{k}.png", tinted(frames[k]))
 
 
+def flickering_frames(n: int = FILM_FRAMES) -> list[np.ndarray]:
+    """RGB frames of a warm-tinted drifting scene whose tint jumps from frame to frame (seeded)."""
+    rng = np.random.default_rng(5)
+    frames = []
+    for i in range(n):
+        rgb = torch.from_numpy(np.repeat(gray_frame(i)[None], 3, axis=0).astype(np.float32) / 255.0)
+        l = colour.rgb_to_lab(rgb)[:1]
+        a, b = 15.0 + rng.normal(0, 8), 20.0 + rng.normal(0, 8)
+        lab = torch.cat((l, torch.full_like(l, a), torch.full_like(l, b)))
+        frames.append((colour.lab_to_rgb(lab).permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8))
+    return frames
+
+
+def chroma_jumps(frames: list[np.ndarray]) -> float:
+    """Mean frame-to-frame change of the mean Cb/Cr (what flicker is)."""
+    means = np.array([cv2.cvtColor(f, cv2.COLOR_RGB2YCrCb)[..., 1:].reshape(-1, 2).mean(0) for f in frames])
+    return float(np.abs(np.diff(means, axis=0)).mean())
+
+
 def face_clip(path: Path, n: int = 4) -> None:
     """A slow pan over skimage's ``astronaut`` (NASA, public domain): one real face of about 100 pixels."""
     from skimage import data
@@ -205,6 +224,8 @@ def test_pyav_example(tmp_path: Path, shared: Path, monkeypatch: pytest.MonkeyPa
     frames, kinds = decoded(tmp_path / "out.mp4")
     assert kinds == ["video", "audio"] and len(frames) == 8
     assert chroma_strength(frames[3]) > 2
+    steady, kinds = decoded(tmp_path / "steady.mp4")  # out.mp4 deflickered
+    assert kinds == ["video", "audio"] and len(steady) == 8 and chroma_strength(steady[3]) > 2
     marked, kinds = decoded(tmp_path / "marked.mp4")
     assert kinds == ["video", "audio"] and len(marked) == 8
     assert marked[0].shape == (960, 1280, 3)  # FilterNode("scale=1280:-2") ran before the deepfake node
@@ -308,6 +329,15 @@ def _check_pipe(cwd: Path, out: str) -> None:
     assert len(frames) == FILM_FRAMES and chroma_strength(frames[1]) > 1
 
 
+def _check_deflicker(cwd: Path, out: str) -> None:
+    before, _ = decoded(cwd / "flickery.mp4")
+    after, kinds = decoded(cwd / "steady.mp4")
+    assert kinds == ["video"] and len(after) == len(before) == FILM_FRAMES
+    assert chroma_jumps(after) < 0.5 * chroma_jumps(before)
+    luma = [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY).astype(int) for f in (before[4], after[4])]
+    assert np.abs(luma[0] - luma[1]).mean() < 3  # the same picture, re-encoded
+
+
 def _check_deepfake(cwd: Path, out: str) -> None:
     import json
 
@@ -341,6 +371,7 @@ CHECKS: dict[str, Callable[[Path, str], None]] = {  # a regex of the README line
     r"colorize film\.mp4 colour\.mp4 --ref": _check_film_keys,
     r"colorize 'frames/%05d\.png'": _check_sequence,
     r"^ffmpeg .*\| chromaflow colorize - - \|": _check_pipe,
+    r"chromaflow deflicker flickery\.mp4": _check_deflicker,
     r"chromaflow deepfake clip\.mp4": _check_deepfake,
     r"chromaflow models list": _check_list,
     r"chromaflow models import meso4-df": _check_import,
@@ -364,6 +395,7 @@ def cli_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for i in range(6):
         write_rgb(d / "frames" / f"{i:05d}.png", gray_frame(i))
     face_clip(d / "clip.mp4")
+    write_clip(d / "flickery.mp4", flickering_frames())
     return d
 
 
