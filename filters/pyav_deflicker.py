@@ -27,13 +27,11 @@ from chromaflow.core.deflicker import (
 )
 from chromaflow.core.errors import InputError
 from chromaflow.filters.pyav_frames import (
-    PlaneLayout,
     copy_props,
     layout_of,
     plane_view,
     siting_of,
     to_planar,
-    unpacked_format,
     ycbcr_format_of,
 )
 from chromaflow.filters.pyav_nodes import FrameNode
@@ -129,11 +127,3 @@ class DeflickerNode(FrameNode):
         plane_view(out, 1)[:] = chroma[0]
         plane_view(out, 2)[:] = chroma[1]
         return out
-
-
-def output_format(input_format: str) -> str:
-    """The pixel format a :class:`DeflickerNode` produces for ``input_format`` (gray is refused)."""
-    layout: PlaneLayout = layout_of(input_format)
-    if layout.kind == "gray":
-        raise InputError(GRAY_MESSAGE)
-    return layout.name if layout.kind == "yuv" else unpacked_format(layout)
