@@ -2,7 +2,7 @@
 a Python module (PyPI ``bpy``): ``python -c "import bpy, runpy, sys; runpy.run_path(sys.argv[1])" DRIVER -- SPEC``.
 
 Not a pytest module: tests/test_blender_addon.py writes SPEC and reads back the JSON this script writes.
-SPEC keys: zip, movie, cli, verb ("colorize" or "deepfake"), frame_start, trim_start, trim_end, result, and
+SPEC keys: zip, movie, cli, verb ("colorize", "deflicker" or "deepfake"), frame_start, trim_start, trim_end, result, and
 optionally install ("addon", the default, or "extension") and ref_image (a still for a timeline marker inside the
 strip). The script installs the add-on zip the way a user does, adds the movie as a strip (plus a sound strip and a
 strip that blocks the channel above), runs the operator blocking (background mode) and records what the scene looks

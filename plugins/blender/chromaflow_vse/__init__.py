@@ -1,4 +1,4 @@
-"""chromaflow for Blender's Video Sequence Editor: colorize a movie strip or scan it for deepfakes.
+"""chromaflow for Blender's Video Sequence Editor: colorize a movie strip, deflicker it, or scan it for deepfakes.
 
 The add-on never imports torch or chromaflow: it runs the ``chromaflow`` command line of the environment set in
 the add-on preferences, in a subprocess, shows its progress, and adds the result as a new movie strip on a free
@@ -37,7 +37,7 @@ bl_info = {
     "version": (0, 1, 0),
     "blender": (3, 4, 0),
     "location": "Sequencer > Sidebar > Chromaflow",
-    "description": "Colorize movie strips and scan them for deepfakes with the chromaflow command line",
+    "description": "Colorize, deflicker and deepfake-scan movie strips with the chromaflow command line",
     "category": "Sequencer",
 }
 
@@ -147,6 +147,20 @@ class ChromaflowSettings(bpy.types.PropertyGroup):
     overlay: BoolProperty(  # type: ignore[valid-type]
         name="Overlay", default=True, description="add a strip with boxes and scores drawn on the faces"
     )
+    deflicker_radius: IntProperty(  # type: ignore[valid-type]
+        name="Radius",
+        default=3,
+        min=1,
+        max=10,
+        description="frames on either side a frame's colour is smoothed with",
+    )
+    deflicker_strength: FloatProperty(  # type: ignore[valid-type]
+        name="Strength",
+        default=1.0,
+        min=0.0,
+        max=2.0,
+        description="weight of the neighbouring frames (1: a confident neighbour counts as much as the frame; 0: off)",
+    )
     output_dir: StringProperty(  # type: ignore[valid-type]
         name="Output folder", subtype="DIR_PATH", default="", description="empty: next to the source movie"
     )
@@ -208,6 +222,16 @@ class _Job:
 
             def argv(work: Path) -> list[str]:
                 return logic.colorize_command(prefix, source, str(work / video.name), opts)
+        elif mode == "deflicker":
+            fopts = logic.DeflickerOptions(
+                radius=settings.deflicker_radius, strength=settings.deflicker_strength
+            )
+            self.video = logic.output_path(source, mode, folder)
+            finals = [self.video]
+            video = self.video
+
+            def argv(work: Path) -> list[str]:
+                return logic.deflicker_command(prefix, source, str(work / video.name), fopts)
         else:
             dopts = logic.DeepfakeOptions(
                 detector=_choice(settings.detector),
@@ -286,13 +310,15 @@ def _report_done(op: bpy.types.Operator, job: _Job, new: bpy.types.bpy_struct | 
         parts.append(f"{'FAKE' if score >= 0.5 else 'REAL'} (video score {score:.3f})")
     elif job.mode == "deepfake":
         parts.append("no face found")
+    if job.mode == "deflicker" and isinstance(summary.get("radius"), int):
+        parts.append(f"radius {summary['radius']}, strength {summary.get('strength')}")
     parts.extend(job.notes)
     settings.status = "; ".join(parts)
     op.report({"INFO"}, settings.status)
 
 
 class _RunStrip:
-    """Shared body of the two operators: blocking ``execute``, modal ``invoke`` with a timer and Esc."""
+    """Shared body of the run operators: blocking ``execute``, modal ``invoke`` with a timer and Esc."""
 
     mode = "colorize"
     _job = None  # the _Job of a modal run
@@ -407,6 +433,14 @@ class CHROMAFLOW_OT_colorize_strip(_RunStrip, bpy.types.Operator):  # noqa: N801
     mode = "colorize"
 
 
+class CHROMAFLOW_OT_deflicker_strip(_RunStrip, bpy.types.Operator):  # noqa: N801 - Blender's naming convention
+    """Remove colour flicker from the active movie strip (luma kept) and add the result on the channel above"""
+
+    bl_idname = "chromaflow.deflicker_strip"
+    bl_label = "Deflicker Strip"
+    mode = "deflicker"
+
+
 class CHROMAFLOW_OT_deepfake_strip(_RunStrip, bpy.types.Operator):  # noqa: N801 - Blender's naming convention
     """Scan the active movie strip's faces for manipulation; with Overlay, add the annotated video above it"""
 
@@ -477,6 +511,13 @@ class CHROMAFLOW_PT_panel(bpy.types.Panel):  # noqa: N801 - Blender's naming con
         box.operator(CHROMAFLOW_OT_colorize_strip.bl_idname, icon="PLAY")
 
         box = layout.box()
+        box.label(text="Deflicker", icon="MOD_SMOOTH")
+        row = box.row()
+        row.prop(settings, "deflicker_radius")
+        row.prop(settings, "deflicker_strength")
+        box.operator(CHROMAFLOW_OT_deflicker_strip.bl_idname, icon="PLAY")
+
+        box = layout.box()
         box.label(text="Deepfake scan", icon="VIEWZOOM")
         box.prop(settings, "detector")
         box.prop(settings, "classifier")
@@ -495,6 +536,7 @@ CLASSES = (
     ChromaflowReference,
     ChromaflowSettings,
     CHROMAFLOW_OT_colorize_strip,
+    CHROMAFLOW_OT_deflicker_strip,
     CHROMAFLOW_OT_deepfake_strip,
     CHROMAFLOW_OT_sync_markers,
     CHROMAFLOW_PT_panel,

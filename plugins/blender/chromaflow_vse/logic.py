@@ -24,7 +24,7 @@ from pathlib import Path
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".exr")
 MAX_CHANNEL = 128  # Blender's sequencer has channels 1..128
-SUFFIXES = {"colorize": "colorized", "deepfake": "deepfake"}
+SUFFIXES = {"colorize": "colorized", "deepfake": "deepfake", "deflicker": "deflickered"}
 
 
 class AddonError(Exception):
@@ -102,6 +102,15 @@ class DeepfakeOptions:
     extra: list[str] = field(default_factory=list)
 
 
+@dataclass
+class DeflickerOptions:
+    """Options of the ``Deflicker strip`` operator; ``None`` leaves a setting to the CLI's default."""
+
+    radius: int | None = None  # frames on either side a frame's colour is smoothed with
+    strength: float | None = None  # weight of the neighbouring frames; 0: no change
+    extra: list[str] = field(default_factory=list)
+
+
 def colorize_command(prefix: Sequence[str], source: str, output: str, opts: ColorizeOptions) -> list[str]:
     """``chromaflow colorize IN OUT ...`` for a movie file; ``--json`` so the summary can be read back."""
     argv = [*prefix, "colorize", source, output, "--json"]
@@ -132,6 +141,16 @@ def deepfake_command(
         argv += ["--classifier", opts.classifier]
     if opts.device:
         argv += ["--device", opts.device]
+    return argv + list(opts.extra)
+
+
+def deflicker_command(prefix: Sequence[str], source: str, output: str, opts: DeflickerOptions) -> list[str]:
+    """``chromaflow deflicker IN OUT ...`` for a movie already in colour; ``--json`` for the summary."""
+    argv = [*prefix, "deflicker", source, output, "--json"]
+    if opts.radius is not None:
+        argv += ["--radius", str(int(opts.radius))]
+    if opts.strength is not None:
+        argv += ["--strength", f"{float(opts.strength):g}"]
     return argv + list(opts.extra)
 
 
