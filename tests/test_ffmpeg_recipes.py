@@ -74,7 +74,7 @@ def _only(folder: Path, *names: str) -> None:
     assert sorted(p.name for p in folder.iterdir()) == sorted(names)  # no partial files left
 
 
-@pytest.mark.parametrize("verb", ["deepfake", "colorize"])
+@pytest.mark.parametrize("verb", ["deepfake", "colorize", "deflicker"])
 def test_ffmpeg_chromaflow_ffmpeg_pipe(verb: str, ffmpeg: str, tmp_path: Path, shared: Path) -> None:
     if verb == "deepfake":
         host.import_deepfake_weights(shared)
@@ -105,7 +105,7 @@ def test_pipe_recipe_failures_leave_no_output(ffmpeg: str, tmp_path: Path) -> No
     _only(tmp_path, "in.mp4")
 
 
-@pytest.mark.parametrize("mode", ["colorize", "deepfake"])
+@pytest.mark.parametrize("mode", ["colorize", "deflicker", "deepfake"])
 def test_vspipe_template_into_ffmpeg(mode: str, ffmpeg: str, tmp_path: Path, shared: Path) -> None:
     env = _env(ffmpeg)
     if mode == "deepfake":
@@ -130,4 +130,4 @@ def test_vpy_template_explains_a_missing_input(tmp_path: Path, ffmpeg: str) -> N
     assert "no input; run vspipe with -a input=" in done.stderr
     done = _run([env["VSPIPE"], "-c", "y4m", "-a", "input=x.mp4", "-a", "mode=sharpen",
                  str(RECIPES / "chromaflow_template.vpy"), "--"], env)  # fmt: skip
-    assert done.returncode != 0 and "mode must be colorize, deepfake or both" in done.stderr
+    assert done.returncode != 0 and "mode must be colorize, deflicker, deepfake or both" in done.stderr

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # ffmpeg decodes, chromaflow filters y4m on stdin/stdout, ffmpeg encodes and puts the input's audio back.
 #
-#   plugins/ffmpeg/ffmpeg_pipe.sh IN OUT [VERB [CHROMAFLOW OPTIONS...]]     VERB: colorize (default) | deepfake
+#   plugins/ffmpeg/ffmpeg_pipe.sh IN OUT [VERB [CHROMAFLOW OPTIONS...]]     VERB: colorize (default) | deflicker | deepfake
 #
 # Programs come from $FFMPEG and $CHROMAFLOW (defaults: ffmpeg and chromaflow on PATH). Equivalent to
 #   ffmpeg -i in.mp4 -f yuv4mpegpipe - | chromaflow colorize - - | ffmpeg -i - -i in.mp4 -map 0:v -map 1:a? out.mp4
@@ -9,7 +9,7 @@
 set -euo pipefail
 
 if [ $# -lt 2 ]; then
-    echo "usage: $0 IN OUT [colorize|deepfake [options...]]" >&2
+    echo "usage: $0 IN OUT [colorize|deflicker|deepfake [options...]]" >&2
     exit 2
 fi
 IN=$1

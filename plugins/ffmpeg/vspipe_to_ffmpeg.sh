@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Render the chromaflow .vpy template with vspipe and encode it with ffmpeg, keeping the input's audio.
 #
-#   plugins/ffmpeg/vspipe_to_ffmpeg.sh IN OUT [MODE]      MODE: colorize (default) | deepfake | both
+#   plugins/ffmpeg/vspipe_to_ffmpeg.sh IN OUT [MODE]      MODE: colorize (default) | deflicker | deepfake | both
 #
 # Programs come from $VSPIPE, $FFMPEG (defaults: vspipe, ffmpeg on PATH); the script from $CHROMAFLOW_VPY
 # (default: chromaflow_template.vpy next to this file); $CHROMAFLOW_MODEL picks the model (default base).
@@ -9,7 +9,7 @@
 set -euo pipefail
 
 if [ $# -lt 2 ]; then
-    echo "usage: $0 IN OUT [colorize|deepfake|both]" >&2
+    echo "usage: $0 IN OUT [colorize|deflicker|deepfake|both]" >&2
     exit 2
 fi
 IN=$1
