@@ -28,7 +28,7 @@ import torch
 from numpy.typing import NDArray
 
 from chromaflow.core.colorizer import join_in_gamut, ycbcr_chroma
-from chromaflow.core.colour import Siting, YCbCrFormat, quantize
+from chromaflow.core.colour import Siting, YCbCrFormat, downsample_chroma, quantize
 from chromaflow.core.errors import InputError, UsageError
 from chromaflow.core.flow import working_size
 from chromaflow.core.labarrays import resize_plane
@@ -208,13 +208,15 @@ def deflickered_chroma(
     ``ab_new`` (full size, with the frame's L*): ``chroma + C(L*, ab_new) - C(L*, ab_old)``, where ``C`` is the
     in-gamut join of :func:`ycbcr_chroma`, subsampled by ``factors`` at ``siting``. int32 codes, clamped to the
     format's range, for integer formats; float32 for float formats."""
-    unit = YCbCrFormat(fmt.matrix, fmt.full_range, None)  # unrounded E'Pb, E'Pr
+    unit = YCbCrFormat(fmt.matrix, fmt.full_range, None)  # unrounded E'Pb, E'Pr at full size
     l_t = torch.from_numpy(np.ascontiguousarray(l_star, dtype=np.float32))[None, None]
-    pair = torch.from_numpy(np.stack((ab_new, ab_old)).astype(np.float32))
-    both = ycbcr_chroma(l_t.expand(2, -1, -1, -1).contiguous(), pair, unit, factors, siting)
-    change = (both[0] - both[1]).double() * fmt.scale_offset()[2]
-    moved = torch.from_numpy(np.asarray(chroma, dtype=np.float64)) + change
-    return (moved.float() if fmt.bits is None else quantize(moved, fmt.bits)).numpy()
+    new = ycbcr_chroma(l_t, torch.from_numpy(np.ascontiguousarray(ab_new, dtype=np.float32))[None], unit)
+    old = ycbcr_chroma(l_t, torch.from_numpy(np.ascontiguousarray(ab_old, dtype=np.float32))[None], unit)
+    change = new[0] - old[0]  # exactly 0 where the colour did not move
+    if tuple(factors) != (1, 1):
+        change = downsample_chroma(change, factors, siting)  # linear: the change of the subsampled planes
+    moved = torch.from_numpy(np.asarray(chroma, dtype=np.float32)) + change * fmt.scale_offset()[2]
+    return (moved if fmt.bits is None else quantize(moved, fmt.bits)).numpy()
 
 
 def deflickered_rgb(rgb: np.ndarray, l_star: F32, ab_old: F32, ab_new: F32) -> np.ndarray:
