@@ -432,7 +432,8 @@ def colorize(
     every frame, or ``{frame: [points]}`` (model only). ``smooth``: temporal smoothing radius in frames (0 = off;
     frame ``n`` then reads frames ``n - smooth .. n + smooth``). ``size``: the model's input side. ``batch``: frames
     per model batch (a frame's batch is fixed, so results do not depend on request order). ``num_streams``: model
-    copies working in parallel. Every frame gets ``ChromaflowKeyframeDistance``, ``ChromaflowTransferConfidence``,
+    copies, one per concurrent frame callback (VapourSynth R81 runs a Python filter's callbacks one at a time, so 1
+    is enough there; the model's own threads use every core). Every frame gets ``ChromaflowKeyframeDistance``, ``ChromaflowTransferConfidence``,
     ``ChromaflowSceneCut`` and ``ChromaflowKeyframe`` (and ``ChromaflowModel`` with a model).
     """
     func = "colorize"
@@ -537,8 +538,9 @@ class _DeepfakeFrames:
     """Deepfake results of a clip, identical whatever order and however many threads request frames.
 
     Stage (1) of the scorer (faces, crops, raw scores: :meth:`DeepfakeScorer.analyse`) runs on the thread that
-    renders the frame, so VapourSynth's threads analyse frames in parallel; a frame being analysed by one thread is
-    waited for, not analysed twice. Stage (2) (tracks, smoothing: :meth:`DeepfakeScorer.track`) runs in frame order
+    renders the frame (VapourSynth R81 calls a Python filter's callbacks one at a time, see
+    :mod:`chromaflow.filters.vs_streams`; OpenCV and torch use the cores inside each analysis); a frame being analysed
+    by one thread is waited for, not analysed twice. Stage (2) (tracks, smoothing: :meth:`DeepfakeScorer.track`) runs in frame order
     under one lock; it is cheap. Frames before ``n`` that nobody requested yet are fetched and analysed by the
     thread that needs them (only under out-of-order access).
     """
@@ -716,7 +718,7 @@ def deepfake(
     ``meso4-df``, ``meso4-f2f``, ``mesoinception-df``, ``mesoinception-f2f`` (``chromaflow models download NAME``)
     or a loaded module; ``classifier_path`` loads that classifier from a file. The scorer sees each frame as RGB24
     (converted by ``core.resize.Bicubic`` from the frame's colour description). Faces are found and classified on
-    VapourSynth's threads in parallel; face tracks and per-track score smoothing (``ema``, ``median``, ``none``)
+    the thread that renders the frame; face tracks and per-track score smoothing (``ema``, ``median``, ``none``)
     run in frame order, so any request order gives the results of a sequential render.
     """
     func = "deepfake"

@@ -1,8 +1,11 @@
 """A pool of engine copies shared by VapourSynth's worker threads.
 
-VapourSynth asks for frames from ``core.num_threads`` threads at once. Each engine copy (a "stream") serves one
-frame at a time: a thread takes a free copy, runs it, and gives it back, so ``num_streams`` frames are computed
-concurrently (on a GPU, one CUDA stream's worth of work per copy) and no engine is ever entered by two threads.
+VapourSynth asks for frames from ``core.num_threads`` threads. Each engine copy (a "stream") serves one frame at a
+time: a thread takes a free copy, runs it, and gives it back, so no engine is ever entered by two threads. Note:
+VapourSynth R81 calls a Python filter's frame callbacks one at a time (measured here: one callback in flight with
+``core.num_threads = 4``, even while it sleeps; vapoursynth/vapoursynth#1102), so one copy is busy at a time and
+the parallelism is inside the engine (torch, numba and OpenCV threads); the pool keeps that safe if callbacks ever
+overlap.
 """
 
 import queue
