@@ -38,7 +38,7 @@ from chromaflow.core.smoothing import Smoothed, TemporalSmoother
 F32 = NDArray[np.float32]
 LabFrame = tuple[F32, F32]  # L* (H, W) and ab (2, H, W), float32, full size
 DEFAULT_RADIUS = (
-    3  # DAVIS, benchmarks/deflicker.py: radius 3 removes more flicker than 2 for 7-20 % more time
+    3  # DAVIS, benchmarks/deflicker.py: radius 3 removes more flicker than 2 for 7-25 % more time
 )
 DEFAULT_MAX_SIDE = 480  # the working resolution, as for keyframe transfer and colorize's smoothing
 
