@@ -16,8 +16,8 @@ only those; when nearly all are confidently real, average those; else the plain 
 Two stages. Scoring a frame is (1) :meth:`DeepfakeScorer.analyse`: detect faces, crop, classify: per frame, no
 state, safe to call from several threads at once (each thread borrows its own Haar cascade), the expensive part;
 then (2) :meth:`DeepfakeScorer.track`: track ids and per-track score smoothing, which must see the frames in order
-and is cheap. Hosts that render frames in parallel (VapourSynth) run (1) on their worker threads and (2) in frame
-order; :meth:`DeepfakeScorer.score_frames` does both for a batch of consecutive frames.
+and is cheap. Hosts that render frames in any order from several threads (VapourSynth) run (1) on the thread that
+renders the frame and (2) in frame order; :meth:`DeepfakeScorer.score_frames` does both for a batch of consecutive frames.
 
 Engines. Stage (1) runs on the host (OpenCV tiles and crops, the nets on the scorer's device) or, with BlazeFace,
 device-resident (:mod:`chromaflow.core.device_faces`: frames go up once as uint8, boxes and scores come back). The
