@@ -30,7 +30,7 @@ import torch
 
 from chromaflow.core.colorizer import Colorizer, ycbcr_chroma
 from chromaflow.core.colour import YCbCrFormat
-from chromaflow.core.deflicker import DEFAULT_RADIUS, DeflickerStream, deflickered_chroma
+from chromaflow.core.deflicker import DEFAULT_MAX_SIDE, DEFAULT_RADIUS, DeflickerStream, deflickered_chroma
 from chromaflow.core.errors import ChromaflowError
 from chromaflow.core.metrics import cdc, psnr
 from chromaflow.core.video import VideoColorizer
@@ -44,8 +44,8 @@ Frames = list[np.ndarray]
 PSNR_CAP = 100.0  # dB: a frame none of whose 8-bit samples moved
 
 
-def deflicker(lumas: Frames, abs_: Frames, radius: int) -> Frames:
-    stream = DeflickerStream(radius=radius)
+def deflicker(lumas: Frames, abs_: Frames, radius: int, max_side: int = DEFAULT_MAX_SIDE) -> Frames:
+    stream = DeflickerStream(radius=radius, max_side=max_side)
     out: dict[int, np.ndarray] = {}
     for l_star, ab in zip(lumas, abs_, strict=True):
         out.update({d.frame_index: d.ab for d in stream.push(l_star, ab)})
@@ -68,16 +68,16 @@ def engine_ab(lumas: Frames, colorizer: Colorizer, smooth: int) -> Frames:
     return [engine.ab(n) for n in range(len(lumas))]
 
 
-def speed(lumas: Frames, abs_: Frames, radius: int) -> dict[str, float]:
+def speed(lumas: Frames, abs_: Frames, radius: int, max_side: int = DEFAULT_MAX_SIDE) -> dict[str, Any]:
     """Frames/s of the stream alone and of the stream plus the 4:2:0 chroma write, at the frames' size."""
     fmt = YCbCrFormat("709", False, 8)
     chroma = [
         ycbcr_chroma(torch.from_numpy(l)[None, None], torch.from_numpy(a)[None], fmt, (2, 2))[0].numpy()
         for l, a in zip(lumas, abs_, strict=True)
     ]
-    deflicker(lumas[: 2 * radius + 2], abs_[: 2 * radius + 2], radius)  # warm the numba caches
+    deflicker(lumas[: 2 * radius + 2], abs_[: 2 * radius + 2], radius, max_side)  # warm the numba caches
     t = time.perf_counter()
-    out = deflicker(lumas, abs_, radius)
+    out = deflicker(lumas, abs_, radius, max_side)
     stream_s = time.perf_counter() - t
     t = time.perf_counter()
     for l_star, old, new, c in zip(lumas, abs_, out, chroma, strict=True):
@@ -86,6 +86,7 @@ def speed(lumas: Frames, abs_: Frames, radius: int) -> dict[str, float]:
     return {
         "size": f"{lumas[0].shape[1]}x{lumas[0].shape[0]}",
         "radius": radius,
+        "max_side": max_side,
         "fps_stream": len(lumas) / stream_s,
         "fps_stream_and_420_write": len(lumas) / (stream_s + write_s),
         "numba_threads": numba.get_num_threads(),
@@ -98,6 +99,9 @@ def main() -> int:
     ap.add_argument("--frames", type=int, default=30, help="frames per sequence (from the first)")
     ap.add_argument("--sequences", nargs="*", default=None, help="sequence names (default: all)")
     ap.add_argument("--radii", type=int, nargs="+", default=[2, 3, 4])
+    ap.add_argument(
+        "--max-sides", type=int, nargs="+", default=[480, 360], help="other working resolutions to compare"
+    )
     ap.add_argument("--shift", type=float, default=4.0, help="std of the per-frame global ab shift")
     ap.add_argument("--noise", type=float, default=3.0, help="std of the low-frequency ab noise field")
     ap.add_argument("--no-colorizer", action="store_true")
@@ -105,7 +109,7 @@ def main() -> int:
     ap.add_argument("--output", type=Path, default=RESULTS)
     args = ap.parse_args()
     if args.quick:
-        args.frames, args.radii = 16, [DEFAULT_RADIUS]
+        args.frames, args.radii, args.max_sides = 16, [DEFAULT_RADIUS], []
         args.sequences = args.sequences or ["dog", "breakdance"]
 
     root = shared_dir() / "data" / "davis-dev"
@@ -131,6 +135,9 @@ def main() -> int:
         row["flicker"] = metrics(ev, lumas, flick, rgb)
         for radius in args.radii:
             row[f"flicker_deflickered_r{radius}"] = metrics(ev, lumas, deflicker(lumas, flick, radius), rgb)
+        for side in args.max_sides:
+            out = deflicker(lumas, flick, DEFAULT_RADIUS, side)
+            row[f"flicker_deflickered_side{side}"] = metrics(ev, lumas, out, rgb)
         row["gt"] = metrics(ev, lumas, ab_gt, rgb)
         untouched = [render(l, a) for l, a in zip(lumas, ab_gt, strict=True)]  # PSNR: what deflicker changed
         row["gt_deflickered"] = metrics(ev, lumas, deflicker(lumas, ab_gt, DEFAULT_RADIUS), untouched)
@@ -141,6 +148,9 @@ def main() -> int:
             row["base_smooth2"] = metrics(ev, lumas, engine_ab(lumas, colorizer, 2), rgb)
         if i == 0:
             speed_result = speed(lumas, flick, DEFAULT_RADIUS)
+            speed_result["other_max_sides"] = {
+                str(side): speed(lumas, flick, DEFAULT_RADIUS, side)["fps_stream"] for side in args.max_sides
+            }
         rows.append(row)
         log(f"{name}: {time.perf_counter() - t0:.1f} s")
 
@@ -182,8 +192,9 @@ def main() -> int:
         print(f"{key:28s} {m['psnr']:7.2f} {m['warp_error']:9.2f} {m['cdc']:8.4f}")
     if speed_result:
         print(
-            f"speed {speed_result['size']}, radius {speed_result['radius']}: {speed_result['fps_stream']:.1f} frames/s"
-            f" (stream), {speed_result['fps_stream_and_420_write']:.1f} with the 4:2:0 chroma write"
+            f"speed {speed_result['size']}, radius {speed_result['radius']}, working side {speed_result['max_side']}: "
+            f"{speed_result['fps_stream']:.1f} frames/s (stream), {speed_result['fps_stream_and_420_write']:.1f} with "
+            f"the 4:2:0 chroma write; other working sides (stream): {speed_result['other_max_sides']}"
         )
     args.output.parent.mkdir(parents=True, exist_ok=True)
     tmp = args.output.with_suffix(".tmp")

@@ -115,7 +115,7 @@ def deflicker_rows(d: dict[str, Any]) -> Iterator[Row]:
     sp = d.get("speed")
     if sp:
         yield (
-            f"deflicker speed, {sp['size']}, radius {sp['radius']}",
+            f"deflicker speed, {sp['size']}, radius {sp['radius']}, working side {sp.get('max_side', 480)} px",
             f"{sp['fps_stream']:.1f} frames/s ({sp['fps_stream_and_420_write']:.1f} with the 4:2:0 chroma write)",
             "",
         )

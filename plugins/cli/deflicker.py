@@ -7,14 +7,16 @@ are the other video verbs' (:mod:`chromaflow.plugins.cli.video_common`).
 
 import argparse
 
-from chromaflow.core.deflicker import DEFAULT_RADIUS
+from chromaflow.core.deflicker import DEFAULT_MAX_SIDE, DEFAULT_RADIUS
 from chromaflow.core.scenecut import DEFAULT_THRESHOLD
 from chromaflow.filters.pyav import DeflickerNode
 from chromaflow.plugins.cli.video_common import add_encode_arguments, add_ui_arguments, run_video
 
 
 def run(args: argparse.Namespace) -> int:
-    node = DeflickerNode(radius=args.radius, strength=args.strength, scene_cut_threshold=args.scene_cut)
+    node = DeflickerNode(
+        radius=args.radius, strength=args.strength, scene_cut_threshold=args.scene_cut, max_side=args.max_side
+    )
     run_video(
         args,
         args.input,
@@ -88,6 +90,14 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
         default=DEFAULT_THRESHOLD,
         metavar="T",
         help=f"scene-cut threshold: no colour is taken across a cut (default {DEFAULT_THRESHOLD})",
+    )
+    group.add_argument(
+        "--max-side",
+        type=int,
+        default=DEFAULT_MAX_SIDE,
+        metavar="PX",
+        help=f"longer side of the working resolution the correction is computed at (>= 16, default "
+        f"{DEFAULT_MAX_SIDE})",
     )
     add_encode_arguments(parser)
     add_ui_arguments(parser)
