@@ -220,9 +220,11 @@ def deflickered_chroma(
     return (moved if fmt.bits is None else quantize(moved, fmt.bits)).numpy()
 
 
-def deflickered_rgb(rgb: np.ndarray, l_star: F32, ab_old: F32, ab_new: F32) -> np.ndarray:
-    """The frame's R'G'B' ``(3, H, W)`` in [0, 1] moved by the in-gamut colour change from ``ab_old`` to ``ab_new``
-    (float64; the caller scales and rounds to its sample format)."""
+def deflickered_rgb(rgb: np.ndarray, l_star: F32, ab_old: F32, ab_new: F32, clip: bool = True) -> np.ndarray:
+    """The frame's R'G'B' ``(3, H, W)`` moved by the in-gamut colour change from ``ab_old`` to ``ab_new`` (float64;
+    the caller scales and rounds to its sample format). ``clip``: limit the result to [0, 1] (for integer samples);
+    float samples outside [0, 1] may stay there, so they come back unchanged where the colour did not move."""
     l_t = torch.from_numpy(np.ascontiguousarray(l_star, dtype=np.float64))[None, None].expand(2, -1, -1, -1)
     joined, _ = join_in_gamut(l_t, torch.from_numpy(np.stack((ab_new, ab_old)).astype(np.float64)))
-    return np.clip(np.asarray(rgb, dtype=np.float64) + (joined[0] - joined[1]).numpy(), 0.0, 1.0)
+    moved = np.asarray(rgb, dtype=np.float64) + (joined[0] - joined[1]).numpy()
+    return np.clip(moved, 0.0, 1.0) if clip else moved

@@ -29,7 +29,7 @@ from chromaflow.core.deflicker import (
     deflickered_rgb,
 )
 from chromaflow.filters.vs_colour import ClipLayout, ColourDescription, check_clip, describe
-from chromaflow.filters.vs_frames import frame_rgb, read_plane, reported, store_plane
+from chromaflow.filters.vs_frames import frame_rgb, read_plane, reported, rgb_unit, store_plane
 
 __all__ = ["deflicker"]
 
@@ -116,7 +116,10 @@ class _DeflickerRenderer:
             ab_new = self.engine.ab(n, lab)
             fout = f.copy()  # a YUV frame's luma plane and every frame's properties stay as they are
             if layout.family == vs.RGB:
-                rgb = deflickered_rgb(frame_rgb(f, layout, desc).numpy(), l_star, ab_old, ab_new)
+                raw = rgb_unit(
+                    f, layout, torch.device("cpu")
+                ).numpy()  # float samples outside [0, 1] are kept
+                rgb = deflickered_rgb(raw, l_star, ab_old, ab_new, clip=not layout.is_float)
                 scale = 1.0 if layout.is_float else float(layout.peak)
                 for p in range(3):
                     store_plane(fout, p, torch.from_numpy(rgb[p] * scale), layout.bits, layout.is_float)

@@ -89,6 +89,14 @@ def test_a_steady_clip_comes_back_bit_for_bit(fmt: int) -> None:
     assert_same(render(out), render(src))
 
 
+def test_float_rgb_outside_the_unit_range_is_kept() -> None:
+    """Float RGB may carry overshoots (e.g. from a resize); a steady clip keeps them, not clipped to [0, 1]."""
+    src = core.std.Expr(make_clip(vs.RGBS, move=0), "x 0.5 - 2.5 * 0.5 +")  # samples below 0 and above 1
+    before = render(src)
+    assert min(p.min() for f in before for p in f) < 0 and max(p.max() for f in before for p in f) > 1
+    assert_same(render(cf.deflicker(src)), before)
+
+
 @pytest.mark.parametrize(
     "fmt", [vs.YUV420P8, vs.YUV422P10, vs.RGB24], ids=lambda f: core.get_video_format(f).name
 )
