@@ -127,7 +127,8 @@ def siting_of(frame: av.VideoFrame) -> Siting:
 def copy_props(src: av.VideoFrame, dst: av.VideoFrame) -> av.VideoFrame:
     """Carry timing and colour tags from ``src`` to ``dst`` (and return ``dst``)."""
     dst.pts = src.pts
-    dst.time_base = src.time_base
+    if src.time_base is not None:  # frames made in Python (from_ndarray) have none
+        dst.time_base = src.time_base
     dst.duration = src.duration
     dst.color_primaries = src.color_primaries
     dst.color_trc = src.color_trc

@@ -280,3 +280,24 @@ def test_node_refuses_gray_and_a_size_change() -> None:
     node.push(flicker_frames("yuv420p")[0])
     with pytest.raises(InputError, match="add a scale/format filter"):
         node.push(av.VideoFrame(W * 2, H, "yuv420p"))
+
+
+def test_node_takes_odd_sizes_and_frames_made_in_python() -> None:
+    """97x55 4:2:0 (chroma 49x28) from ``VideoFrame.from_ndarray``, which has no time base: frames come back whole."""
+    rng = np.random.default_rng(1)
+    node = DeflickerNode(radius=2)
+    out: list[av.VideoFrame] = []
+    sources = []
+    for i in range(7):
+        rgb = (rng.random((55, 97, 3)) * 255).astype(np.uint8)
+        frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")
+        frame.pts = i
+        sources.append(frame)
+        node.push(frame)
+        out += node.pull()
+    out += node.flush()
+    assert [f.pts for f in out] == list(range(7))
+    for src, got in zip(sources, out, strict=True):
+        assert (got.width, got.height, got.format.name) == (97, 55, "yuv420p")
+        assert plane_view(got, 1).shape == (28, 49)
+        np.testing.assert_array_equal(plane_view(got, 0), plane_view(src, 0))
