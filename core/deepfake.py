@@ -232,6 +232,8 @@ class DeepfakeScorer:
     file instead of the registry. ``smoothing``: ``ema`` (``alpha``), ``median`` (``window``) or ``none``.
     ``aggregate``: which video score ``finish`` reports as ``score`` (``confident`` or ``mean``).
     ``engine``: where stage (1) runs (``auto``, ``device`` or ``host``; module docstring, :func:`choose_engine`).
+    ``min_track``: report a face only once its track has been seen in that many analysed frames (1: every
+    detection; 3 hides a detector's one- and two-frame false faces, at the cost of a track's first two frames).
     """
 
     def __init__(
@@ -251,7 +253,10 @@ class DeepfakeScorer:
         max_batch: int = 64,
         tracker: IoUTracker | None = None,
         engine: Engine = "auto",
+        min_track: int = 1,
     ) -> None:
+        if not isinstance(min_track, int) or min_track < 1:
+            raise UsageError(f"min_track must be a whole number of frames >= 1, got {min_track!r}")
         if aggregate not in ("confident", "mean"):
             raise UsageError(f"unknown video aggregate {aggregate!r}: use confident or mean")
         if engine not in ("auto", "device", "host"):
@@ -267,6 +272,7 @@ class DeepfakeScorer:
         self.tracker = tracker or IoUTracker()
         self.aggregate = aggregate
         self.max_batch = max_batch
+        self.min_track = min_track
         self._next_index = 0
         self._frame_scores: list[float | None] = []
         # Haar cascades keep scratch state while they scan, so each thread analysing frames borrows its own copy
@@ -368,10 +374,14 @@ class DeepfakeScorer:
         if index is not None:
             self._next_index = index
         ids = self.tracker.update([face.box for face in faces.faces])
-        scored = [
-            FaceScore(track, face.box, self.smoother.update(track, fake), fake, face.score)
-            for face, fake, track in zip(faces.faces, faces.raw_scores, ids, strict=True)
-        ]
+        hits = {t.id: t.hits for t in self.tracker.tracks}
+        scored = []
+        for face, fake, track in zip(faces.faces, faces.raw_scores, ids, strict=True):
+            smoothed = self.smoother.update(
+                track, fake
+            )  # also for a track not reported yet: its score warms up
+            if hits.get(track, 1) >= self.min_track:
+                scored.append(FaceScore(track, face.box, smoothed, fake, face.score))
         self.smoother.forget({t.id for t in self.tracker.tracks})
         result = FrameResult(self._next_index, tuple(sorted(scored, key=lambda s: s.track)))
         self._next_index += 1

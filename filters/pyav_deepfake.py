@@ -45,6 +45,7 @@ class DeepfakeNode(BatchNode):
     """Score faces; ``results`` collects a :class:`ScoredFrame` per scored frame, :meth:`summary` the video.
 
     ``on_result(scored)`` is called as soon as each frame's scores exist (e.g. to stream a JSONL sidecar).
+    ``min_track``: report a face once its track was seen in that many scored frames (see :class:`DeepfakeScorer`).
     """
 
     def __init__(
@@ -59,11 +60,14 @@ class DeepfakeNode(BatchNode):
         every: int = 1,
         batch_size: int = 8,
         on_result: Callable[[ScoredFrame], None] | None = None,
+        min_track: int = 1,
     ) -> None:
         super().__init__(batch_size)
         if every < 1:
             raise UsageError(f"--every must be at least 1, got {every}")
-        self.scorer = scorer or DeepfakeScorer(detector=detector, classifier=classifier, device=device)
+        self.scorer = scorer or DeepfakeScorer(
+            detector=detector, classifier=classifier, device=device, min_track=min_track
+        )
         self.overlay = overlay
         self.style = style or OverlayStyle()
         self.every = every

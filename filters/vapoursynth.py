@@ -710,6 +710,7 @@ def deepfake(
     smoothing: str = "ema",
     min_face: int = 80,
     style: OverlayStyle | None = None,
+    min_track: int = 1,
 ) -> vs.VideoNode:
     """Score faces for deepfake manipulation; per-frame results as ``Chromaflow*`` frame properties.
 
@@ -719,7 +720,9 @@ def deepfake(
     or a loaded module; ``classifier_path`` loads that classifier from a file. The scorer sees each frame as RGB24
     (converted by ``core.resize.Bicubic`` from the frame's colour description). Faces are found and classified on
     the thread that renders the frame; face tracks and per-track score smoothing (``ema``, ``median``, ``none``)
-    run in frame order, so any request order gives the results of a sequential render.
+    run in frame order, so any request order gives the results of a sequential render. ``min_track``: a face is
+    reported (properties, overlay) once its track has been seen in that many frames (3 hides one- and two-frame
+    false faces).
     """
     func = "deepfake"
     layout = check_clip(clip, func)
@@ -731,6 +734,7 @@ def deepfake(
             smoothing=smoothing,  # type: ignore[arg-type]
             min_face=min_face,
             classifier_path=classifier_path,
+            min_track=min_track,
         )
     rgb = _rgb24_clip(clip, layout, func)
     scores = _DeepfakeFrames(scorer, rgb)

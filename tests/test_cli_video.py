@@ -157,6 +157,7 @@ def test_sigint_leaves_no_output(tiny_model: str, tmp_path: Path) -> None:
         (["colorize", "{clip}", "{tmp}/o.mp4", "--model", "siggraph17"], 4, "siggraph17"),
         (["colorize", "{clip}", "{tmp}/o.mp4", "--size", "30"], 2, "multiple of 8"),
         (["deepfake", "{clip}", "--every", "0"], 2, "--every"),
+        (["deepfake", "{clip}", "--min-track", "0"], 2, "--min-track"),
     ],
 )
 def test_exit_codes(

@@ -12,12 +12,13 @@ import pytest
 from chromaflow.core.deepfake import (
     CROP_SPECS,
     DeepfakeScorer,
+    FrameFaces,
     ScoreSmoother,
     confident_aggregate,
     crop_face,
 )
 from chromaflow.core.errors import UsageError
-from chromaflow.core.faces import FaceDetector
+from chromaflow.core.faces import Face, FaceDetector
 
 _spec = importlib.util.spec_from_file_location("moving_clip", Path(__file__).with_name("test_tracking.py"))
 assert _spec is not None and _spec.loader is not None
@@ -135,3 +136,25 @@ def test_two_stages_give_score_frames_results_from_any_thread(shared: Path) -> N
     assert results[3].faces[0].score != results[3].faces[0].raw_score  # smoothing at work
     assert scorer.finish().frames == len(frames)
     assert scorer.track(scorer.analyse([frames[0]])[0], index=40).index == 40
+
+
+def test_min_track_hides_short_lived_faces_until_their_track_is_confirmed(shared: Path) -> None:
+    """A face in one frame only (a false detection) is never reported; a lasting face from its third frame on,
+    with a score smoothed over the frames it was hidden in."""
+    lasting, blip = Face((100.0, 100.0, 200.0, 200.0), 0.9), Face((400.0, 50.0, 480.0, 130.0), 0.8)
+    frames = [FrameFaces((lasting, blip), (0.2, 0.95))] + [
+        FrameFaces((Face((100.0 + 3 * i, 100.0, 200.0 + 3 * i, 200.0), 0.9),), (0.2 + 0.1 * i,))
+        for i in range(1, 5)
+    ]
+    confirmed = _scorer(shared, smoothing="ema", alpha=0.5, min_track=3)
+    every = _scorer(shared, smoothing="ema", alpha=0.5)
+    got = [confirmed.track(f) for f in frames]
+    ref = [every.track(f) for f in frames]
+    assert [len(r.faces) for r in ref] == [2, 1, 1, 1, 1]
+    assert [len(r.faces) for r in got] == [0, 0, 1, 1, 1]
+    assert [r.score for r in got[:2]] == [None, None]
+    for g, r in zip(got[2:], ref[2:], strict=True):
+        assert g.faces == r.faces  # same track id, box and smoothed score as without the rule
+    assert confirmed.finish().frames_with_faces == 3
+    with pytest.raises(UsageError, match="min_track"):
+        _scorer(shared, min_track=0)

@@ -740,5 +740,9 @@ def test_deepfake_errors() -> None:
         cf.deepfake(clip)  # the test's empty model cache has no MesoNet weights
     with pytest.raises(vs.Error, match=r"chromaflow\.deepfake: unknown face detector 'eyes'"):
         cf.deepfake(clip, detector="eyes")
+    with pytest.raises(
+        vs.Error, match=r"chromaflow\.deepfake: min_track must be a whole number of frames >= 1"
+    ):
+        cf.deepfake(clip, min_track=0)
     with pytest.raises(vs.Error, match=r"chromaflow\.deepfake: the clip has a variable format"):
         cf.deepfake(core.std.BlankClip(varformat=True))

@@ -27,6 +27,8 @@ def _print_summary(summary: dict[str, Any]) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.every < 1:
         raise UsageError(f"--every must be at least 1, got {args.every}")
+    if args.min_track < 1:
+        raise UsageError(f"--min-track must be at least 1 (1 reports every detection), got {args.min_track}")
     jsonl = ScoresJsonlWriter(args.scores) if args.scores else None
     vtt = ScoresVttWriter(args.vtt) if args.vtt else None
 
@@ -45,6 +47,7 @@ def run(args: argparse.Namespace) -> int:
             every=args.every,
             batch_size=args.batch,
             on_result=on_result,
+            min_track=args.min_track,
         )
 
         def extra(_report: TranscodeReport) -> dict[str, Any]:
@@ -85,6 +88,14 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     parser.add_argument("--no-overlay", action="store_true", help="copy the video without drawing on it")
     parser.add_argument(
         "--every", type=int, default=1, metavar="N", help="score every N-th frame (default 1)"
+    )
+    parser.add_argument(
+        "--min-track",
+        type=int,
+        default=1,
+        metavar="N",
+        help="report a face once its track was seen in N scored frames (default 1: every detection; 3 hides the "
+        "one- and two-frame false faces a detector makes)",
     )
     parser.add_argument("--batch", type=int, default=8, help="frames per scoring batch (default 8)")
     parser.add_argument("--device", help="auto, cpu, cuda or cuda:N")
