@@ -17,7 +17,8 @@ Two stages. Scoring a frame is (1) :meth:`DeepfakeScorer.analyse`: detect faces,
 state, safe to call from several threads at once (each thread borrows its own Haar cascade), the expensive part;
 then (2) :meth:`DeepfakeScorer.track`: track ids and per-track score smoothing, which must see the frames in order
 and is cheap. Hosts that render frames in any order from several threads (VapourSynth) run (1) on the thread that
-renders the frame and (2) in frame order; :meth:`DeepfakeScorer.score_frames` does both for a batch of consecutive frames.
+renders the frame and (2) in frame order; :meth:`DeepfakeScorer.score_frames` does both for a batch of consecutive
+frames.
 
 Engines. Stage (1) runs on the host (OpenCV tiles and crops, the nets on the scorer's device) or, with BlazeFace,
 device-resident (:mod:`chromaflow.core.device_faces`: frames go up once as uint8, boxes and scores come back). The
@@ -377,9 +378,8 @@ class DeepfakeScorer:
         hits = {t.id: t.hits for t in self.tracker.tracks}
         scored = []
         for face, fake, track in zip(faces.faces, faces.raw_scores, ids, strict=True):
-            smoothed = self.smoother.update(
-                track, fake
-            )  # also for a track not reported yet: its score warms up
+            # smoothed also while the track is not reported yet, so its score is warm when it is
+            smoothed = self.smoother.update(track, fake)
             if hits.get(track, 1) >= self.min_track:
                 scored.append(FaceScore(track, face.box, smoothed, fake, face.score))
         self.smoother.forget({t.id for t in self.tracker.tracks})
