@@ -112,8 +112,9 @@ class Deflicker:
     """Random access: ``ab(n)`` is frame ``n``'s deflickered ab, from frames ``n - radius .. n + radius``.
 
     ``get_lab(k)`` returns frame ``k`` as full-size ``(L*, ab)`` float32 planes. ``strength`` (>= 0) scales the
-    neighbours' weight (0: frames come back unchanged; 1: a confident neighbour counts as much as the frame). ``max_side``: the working resolution's longer side.
-    ``scene_cut_threshold`` / ``detect_cuts``: no colour is taken across a cut. Thread-safe.
+    neighbours' weight (0: frames come back unchanged; 1: a confident neighbour counts as much as the frame).
+    ``max_side``: the working resolution's longer side. ``scene_cut_threshold`` / ``detect_cuts``: no colour is
+    taken across a cut. Thread-safe.
     """
 
     def __init__(
@@ -147,9 +148,9 @@ class Deflicker:
         if not 0 <= n < self.num_frames:
             raise InputError(f"frame {n} is outside the clip (0 .. {self.num_frames - 1})")
         l_star, ab = self.get_lab(n) if frame is None else frame
-        _, ab_work = self._core.work(l_star, ab)
-        smoothed = self._core.smoother.smooth_at(n, self._loader)
-        return self._core.corrected(ab, ab_work, smoothed)
+        work = self._core.work(l_star, ab)
+        smoothed = self._core.smoother.smooth_at(n, lambda k: work if k == n else self._loader(k))
+        return self._core.corrected(ab, work[1], smoothed)
 
 
 class DeflickerStream:

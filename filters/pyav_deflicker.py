@@ -62,8 +62,8 @@ class DeflickerNode(FrameNode):
         self.stream = DeflickerStream(
             radius=radius, strength=strength, max_side=max_side, scene_cut_threshold=scene_cut_threshold
         )
-        # frame index -> (planar source frame, its L*, its ab); only frames not yet emitted
-        self._held: dict[int, tuple[av.VideoFrame, np.ndarray, np.ndarray]] = {}
+        # frame index -> (planar source frame, its chroma planes, L*, ab); only frames not yet emitted
+        self._held: dict[int, tuple[av.VideoFrame, np.ndarray, np.ndarray, np.ndarray]] = {}
         self._first: tuple[int, int, str] | None = None
         self._fmt = YCbCrFormat()
         self._factors = (1, 1)
@@ -95,10 +95,9 @@ class DeflickerNode(FrameNode):
                 f"video frame {self._count} is {planar.width}x{planar.height} {layout.name}, but the stream started "
                 f"with {w}x{h} {name}; add a scale/format filter first"
             )
-        l_star, ab = ycbcr_lab(
-            plane_view(planar, 0), self._chroma(planar), self._fmt, self._factors, self._siting
-        )
-        self._held[self._count] = (planar, l_star, ab)
+        chroma = self._chroma(planar)
+        l_star, ab = ycbcr_lab(plane_view(planar, 0), chroma, self._fmt, self._factors, self._siting)
+        self._held[self._count] = (planar, chroma, l_star, ab)
         self._count += 1
         return self._build(self.stream.push(l_star, ab))
 
@@ -112,9 +111,9 @@ class DeflickerNode(FrameNode):
     def _build(self, ready: list[Deflickered]) -> list[av.VideoFrame]:
         out = []
         for item in ready:
-            src, l_star, ab_old = self._held.pop(item.frame_index)
+            src, chroma_in, l_star, ab_old = self._held.pop(item.frame_index)
             chroma = deflickered_chroma(
-                self._chroma(src), l_star, ab_old, item.ab, self._fmt, self._factors, self._siting
+                chroma_in, l_star, ab_old, item.ab, self._fmt, self._factors, self._siting
             )
             out.append(self._frame(src, chroma.astype(plane_view(src, 1).dtype)))
         return out

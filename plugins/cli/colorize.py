@@ -11,7 +11,13 @@ from chromaflow.core.keyframes import MODES, load_references
 from chromaflow.core.scenecut import DEFAULT_THRESHOLD
 from chromaflow.core.video import DEFAULT_SMOOTH_RADIUS
 from chromaflow.filters.pyav import ColorizeNode, FrameNode
-from chromaflow.plugins.cli.video_common import add_encode_arguments, add_ui_arguments, run_video
+from chromaflow.plugins.cli.video_common import (
+    add_encode_arguments,
+    add_ui_arguments,
+    add_video_io_arguments,
+    frames_at_least,
+    run_video,
+)
 
 DEFAULT_MODEL = "base"
 NO_MODEL = "none"
@@ -65,16 +71,6 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _radius(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a radius: give a whole number of frames >= 0")
-    return value
-
-
 def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     parser = sub.add_parser(
         "colorize",
@@ -84,12 +80,7 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
         "out.mp4). Y'CbCr input keeps its luma plane bit for bit. Colour comes from a model, from reference "
         "keyframes (--ref), or both (the model fills in where the references do not reach).",
     )
-    parser.add_argument(
-        "input", metavar="IN", help="input video, image-sequence pattern, or - (y4m on stdin)"
-    )
-    parser.add_argument(
-        "output", metavar="OUT", help="output video, image-sequence pattern, or - (y4m on stdout)"
-    )
+    add_video_io_arguments(parser)
     model = parser.add_argument_group("colorization")
     model.add_argument(
         "--model",
@@ -138,7 +129,7 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     smooth = model.add_mutually_exclusive_group()
     smooth.add_argument(
         "--smooth",
-        type=_radius,
+        type=frames_at_least(0),
         default=DEFAULT_SMOOTH_RADIUS,
         metavar="R",
         help=f"temporal smoothing radius in frames against colour flicker (default {DEFAULT_SMOOTH_RADIUS})",

@@ -10,7 +10,13 @@ import argparse
 from chromaflow.core.deflicker import DEFAULT_MAX_SIDE, DEFAULT_RADIUS
 from chromaflow.core.scenecut import DEFAULT_THRESHOLD
 from chromaflow.filters.pyav import DeflickerNode
-from chromaflow.plugins.cli.video_common import add_encode_arguments, add_ui_arguments, run_video
+from chromaflow.plugins.cli.video_common import (
+    add_encode_arguments,
+    add_ui_arguments,
+    add_video_io_arguments,
+    frames_at_least,
+    run_video,
+)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -26,16 +32,6 @@ def run(args: argparse.Namespace) -> int:
         extra_json=lambda _r: {"radius": args.radius, "strength": args.strength, "scene_cut": args.scene_cut},
     )
     return 0
-
-
-def _radius(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a radius: give a whole number of frames >= 1")
-    return value
 
 
 def _strength(text: str) -> float:
@@ -61,16 +57,11 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
         "(ffmpeg -i in.mp4 -f yuv4mpegpipe - | chromaflow deflicker - - | ffmpeg -i - out.mp4). Gray video has "
         "no colour to deflicker: use `chromaflow colorize` for it.",
     )
-    parser.add_argument(
-        "input", metavar="IN", help="input video, image-sequence pattern, or - (y4m on stdin)"
-    )
-    parser.add_argument(
-        "output", metavar="OUT", help="output video, image-sequence pattern, or - (y4m on stdout)"
-    )
+    add_video_io_arguments(parser)
     group = parser.add_argument_group("deflicker")
     group.add_argument(
         "--radius",
-        type=_radius,
+        type=frames_at_least(1),
         default=DEFAULT_RADIUS,
         metavar="R",
         help=f"frames on either side a frame's colour is smoothed with (>= 1, default {DEFAULT_RADIUS}); "

@@ -22,6 +22,33 @@ from chromaflow.filters.pyav import STDIO, FrameNode, TranscodeReport, estimate_
 from chromaflow.filters.pyav_targets import InputSource
 
 
+def add_video_io_arguments(parser: argparse.ArgumentParser) -> None:
+    """The positional IN and OUT of a verb that reads and writes video (files, image sequences, y4m pipes)."""
+    parser.add_argument(
+        "input", metavar="IN", help="input video, image-sequence pattern, or - (y4m on stdin)"
+    )
+    parser.add_argument(
+        "output", metavar="OUT", help="output video, image-sequence pattern, or - (y4m on stdout)"
+    )
+
+
+def frames_at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse ``type`` for a radius in whole frames of at least ``minimum``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = minimum - 1
+        if value < minimum:
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is not a radius: give a whole number of frames >= {minimum}"
+            )
+        return value
+
+    return parse
+
+
 def add_encode_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("encoding (defaults depend on OUT's container)")
     group.add_argument(
