@@ -40,7 +40,7 @@ from chromaflow.core.errors import ChromaflowError
 from chromaflow.core.flow import compute_flow, occlusion_mask
 from chromaflow.core.metrics import cdc, chroma_warp_error, psnr
 from chromaflow.core.scenecut import SceneCutDetector
-from chromaflow.core.smoothing import SmoothingParams, TemporalSmoother, kernel_numba, kernel_reference
+from chromaflow.core.temporal import SmoothingParams, TemporalSmoother, kernel_numba, kernel_reference
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "benchmarks" / "results" / "smoothing.json"

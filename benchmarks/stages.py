@@ -66,7 +66,7 @@ from chromaflow.core.nets import mesonet
 from chromaflow.core.nets.zhang import build_zhang
 from chromaflow.core.overlay import OverlayStyle, draw_overlay
 from chromaflow.core.propagate import PropagationParams, to_full_size
-from chromaflow.core.smoothing import TemporalSmoother
+from chromaflow.core.temporal import TemporalSmoother
 from chromaflow.core.video import DEFAULT_SMOOTH_RADIUS
 from chromaflow.filters.pyav import ColorizeNode, transcode
 from chromaflow.filters.pyav_encode import EncodeOptions

@@ -2,7 +2,7 @@
 
 Colour from per-frame colorizers (ours without smoothing, or any other tool) flickers: a region, or the whole frame,
 changes hue from one frame to the next. This runs the colorize pipeline's temporal smoothing
-(:class:`~chromaflow.core.smoothing.TemporalSmoother`: motion-compensated, stopping at scene cuts) on the video's
+(:class:`~chromaflow.core.temporal.TemporalSmoother`: motion-compensated, stopping at scene cuts) on the video's
 own colour:
 
 1. each frame's CIE L* and a*b* planes (full size, from the host) are shrunk by pixel area to the working size
@@ -33,7 +33,7 @@ from chromaflow.core.errors import InputError, UsageError
 from chromaflow.core.flow import working_size
 from chromaflow.core.labarrays import resize_plane
 from chromaflow.core.scenecut import DEFAULT_THRESHOLD, SceneCutDetector
-from chromaflow.core.smoothing import Smoothed, TemporalSmoother
+from chromaflow.core.temporal import Smoothed, TemporalSmoother
 
 F32 = NDArray[np.float32]
 LabFrame = tuple[F32, F32]  # L* (H, W) and ab (2, H, W), float32, full size

@@ -10,7 +10,7 @@ One frame's colour comes from, in order of preference:
    list for every frame, or ``{frame: [hints]}``).
 
 ab is computed at a working resolution (longer side ``max_side``), optionally smoothed over time
-(:class:`~chromaflow.core.smoothing.TemporalSmoother`, radius ``smooth_radius``, reset at scene cuts) and brought to
+(:class:`~chromaflow.core.temporal.TemporalSmoother`, radius ``smooth_radius``, reset at scene cuts) and brought to
 full size by a fast guided filter on the full-resolution L*; keyframes keep their reference colours exactly.
 
 Access patterns, one core (:meth:`VideoColorizer.ab`), so they give identical frames:
@@ -44,7 +44,7 @@ from chromaflow.core.keyframes import KeyframeTransfer, _colorizer_ab
 from chromaflow.core.labarrays import lab_planes_to_rgb, resize_plane, to_lightness
 from chromaflow.core.propagate import PropagationParams, to_full_size
 from chromaflow.core.scenecut import DEFAULT_THRESHOLD, SceneCutDetector
-from chromaflow.core.smoothing import TemporalSmoother
+from chromaflow.core.temporal import TemporalSmoother
 
 F32 = NDArray[np.float32]
 UNKNOWN_LENGTH = 1 << 62  # a stream's length before flush

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-import chromaflow.core.smoothing as smoothing
+import chromaflow.core.temporal.smoother as smoothing
 from chromaflow.core.errors import InputError, UsageError
-from chromaflow.core.smoothing import (
+from chromaflow.core.temporal import (
     SmoothingParams,
     TemporalSmoother,
     kernel_numba,
