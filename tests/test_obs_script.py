@@ -29,6 +29,9 @@ def _load(name: str, path: Path) -> ModuleType:
     return module
 
 
+packager = _load("chromaflow_package_hosts", REPO / "tools" / "package_hosts.py")
+# The names the OBS folder gives them: the logic's ``import chromaflow_cli_client`` finds the one source.
+client = _load("chromaflow_cli_client", packager.CLIENT)
 logic = _load("chromaflow_obs_logic", OBS_DIR / "chromaflow_obs_logic.py")
 host = _load("chromaflow_host_tools", REPO / "tests" / "host_tools.py")
 
@@ -56,22 +59,15 @@ def test_output_paths_and_commands(tmp_path: Path) -> None:
     assert argv[argv.index("--model") + 1] == "base"
 
 
-def test_settings_are_checked() -> None:
-    with pytest.raises(logic.ScriptError, match="unknown mode"):
+def test_settings_are_checked(tmp_path: Path) -> None:
+    with pytest.raises(client.ClientError, match="unknown mode"):
         logic.Settings(mode="sharpen").check()
-    with pytest.raises(logic.ScriptError, match="file name"):
+    with pytest.raises(client.ClientError, match="file name"):
         logic.Settings(suffix="a/b").check()
-    with pytest.raises(logic.ScriptError, match="does not exist"):
-        logic.cli_prefix("/no/such/chromaflow")
-    with pytest.raises(logic.ScriptError, match="not on PATH"):
-        logic.cli_prefix("", which=lambda _: None)
-
-
-def test_progress_of_cli_lines() -> None:
-    assert logic.progress_of("deepfake:  40%|####      | 12/30 [00:02<00:03,  5.1frame/s]") == (12, 30)
-    assert logic.progress_of('{"progress": {"frames": 3, "total": 9}}') == (3, 9)
-    assert logic.progress_of("wrote /tmp/12/34.mkv") is None
-    assert logic.progress_of("chromaflow: REAL (score 0.497)") is None
+    settings = logic.Settings(mode="deepfake", cli_path=str(tmp_path / "no" / "chromaflow"))
+    with pytest.raises(client.ClientError, match="does not exist; fix it in the script's settings"):
+        logic.Job(tmp_path / "rec.mkv", settings, print).run()
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_job_runs_the_real_cli_and_writes_next_to_the_recording(tmp_path: Path, shared: Path) -> None:
@@ -94,7 +90,7 @@ def test_job_failure_and_cancel_leave_nothing(tmp_path: Path, shared: Path) -> N
     broken.write_bytes(b"not a video at all")
     settings = logic.Settings(mode="deepfake", cli_path=host.chromaflow_cli())
     logs: list[str] = []
-    with pytest.raises(logic.ScriptError) as err:
+    with pytest.raises(client.ClientError) as err:
         logic.Job(broken, settings, logs.append).run()
     assert "broken.mp4" in str(err.value)  # the CLI's own message names the file
     assert [p.name for p in tmp_path.iterdir()] == ["broken.mp4"]
@@ -112,14 +108,14 @@ def test_job_failure_and_cancel_leave_nothing(tmp_path: Path, shared: Path) -> N
     job.cancel()
     thread.join(timeout=60)
     assert not thread.is_alive()
-    assert isinstance(outcome[0], logic.ScriptError) and "cancelled" in str(outcome[0])
+    assert isinstance(outcome[0], client.ClientError) and "cancelled" in str(outcome[0])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["broken.mp4", "long.mp4"]
 
 
 def _run_catching(job: object) -> object:
     try:
         return job.run()  # type: ignore[attr-defined]
-    except logic.ScriptError as err:
+    except client.ClientError as err:
         return err
 
 
@@ -150,13 +146,21 @@ def _fake_obspython(recording: Path) -> ModuleType:
     return obs
 
 
-def test_script_processes_a_recording_when_it_stops(tmp_path: Path, shared: Path) -> None:
+def test_script_processes_a_recording_when_it_stops(
+    tmp_path: Path, shared: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The packaged folder on its own: the script imports its logic and the client from beside itself."""
+    folder = packager.build_obs(tmp_path / "dist")
+    for name in ("chromaflow_obs_logic", "chromaflow_cli_client"):
+        monkeypatch.delitem(sys.modules, name)  # put back after the test
+    monkeypatch.setattr(sys, "path", list(sys.path))  # the script adds its folder
     host.import_deepfake_weights(shared)
     rec = host.make_clip(tmp_path / "rec.mp4", frames=8, size=(64, 48))
     fake = _fake_obspython(rec)
     sys.modules["obspython"] = fake
     try:
-        script = _load("chromaflow_obs_script", OBS_DIR / "chromaflow_obs.py")
+        script = _load("chromaflow_obs_script", folder / "chromaflow_obs.py")
+        assert Path(sys.modules["chromaflow_cli_client"].__file__).parent == folder
         assert "chromaflow" in script.script_description()
         props = script.script_properties()
         assert {"mode", "model", "output_dir", "suffix", "cli_path"} <= set(props)
@@ -235,11 +239,12 @@ def test_real_obs_under_xvfb_processes_a_recording(tmp_path: Path, shared: Path)
     stopper = tmp_path / "stop_recording.py"
     stopper.write_text(_STOPPER)
     settings = {"mode": "deepfake", "cli_path": host.chromaflow_cli()}
+    folder = packager.build_obs(tmp_path / "dist")
     _obs_home(
         tmp_path / "home",
         recordings,
         [
-            {"path": str(OBS_DIR / "chromaflow_obs.py"), "settings": settings},
+            {"path": str(folder / "chromaflow_obs.py"), "settings": settings},
             {"path": str(stopper), "settings": {}},
         ],
     )

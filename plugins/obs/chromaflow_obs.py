@@ -1,8 +1,10 @@
 """chromaflow for OBS Studio: colorize or deepfake-scan every recording when it stops.
 
-Load it in Tools > Scripts (keep chromaflow_obs_logic.py in the same folder). OBS's Python only runs this thin
-layer; the work is done by the chromaflow command line of the environment set below, in a background thread,
-with its progress in the script log. The result is written next to the recording (or in the chosen folder).
+Load it in Tools > Scripts from the folder ``python tools/package_hosts.py`` writes (``dist/chromaflow-obs/``: this
+file, ``chromaflow_obs_logic.py`` and ``chromaflow_cli_client.py``, which this folder on ``sys.path`` lets it import).
+OBS's Python only runs this thin layer; the work is done by the chromaflow command line of the environment set
+below, in a background thread, with its progress in the script log. The result is written next to the recording
+(or in the chosen folder).
 """
 
 import os

@@ -1,35 +1,29 @@
-"""What the OBS script does, without OBS: name the output, build the command, run the CLI, log its progress.
+"""What the OBS script does, without OBS: name the outputs, build the command, run the CLI, log its progress.
 
 ``chromaflow_obs.py`` (the file loaded in OBS's Tools > Scripts) only turns OBS settings and events into calls
 of this module, so everything here is testable with plain Python. Standard library only: OBS embeds its own
-Python, where chromaflow and torch are not installed; the work happens in the configured chromaflow CLI.
+Python, where chromaflow and torch are not installed; the work happens in the configured chromaflow CLI, run by
+``chromaflow_cli_client`` (shared with the Blender add-on; tools/package_hosts.py puts it in this folder).
 """
 
 from __future__ import annotations
 
-import json
-import os
 import queue
 import re
-import shutil
-import signal
-import subprocess
-import sys
-import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import chromaflow_cli_client as client
+from chromaflow_cli_client import ClientError
+
 MODES = ("colorize", "deepfake")
 DEFAULT_SUFFIX = {"colorize": "colorized", "deepfake": "deepfake"}
+SETTING = "the script's settings"  # where the user sets the chromaflow program, for the client's messages
 
 Log = Callable[[str], None]
-
-
-class ScriptError(Exception):
-    """A problem the user can fix in the script's settings; the message says how."""
 
 
 @dataclass
@@ -46,25 +40,9 @@ class Settings:
 
     def check(self) -> None:
         if self.mode not in MODES:
-            raise ScriptError(f"unknown mode {self.mode!r}; choose one of {', '.join(MODES)}")
+            raise ClientError(f"unknown mode {self.mode!r}; choose one of {', '.join(MODES)}")
         if self.suffix and re.search(r"[\\/:*?\"<>|]", self.suffix):
-            raise ScriptError(f"the suffix {self.suffix!r} has characters that cannot be in a file name")
-
-
-def cli_prefix(configured: str = "", which: Callable[[str], str | None] = shutil.which) -> list[str]:
-    """The argv prefix that runs chromaflow: an executable, an environment's Python (``-m chromaflow``) or PATH."""
-    text = os.path.expanduser(configured.strip() or os.environ.get("CHROMAFLOW_CLI", ""))
-    if not text:
-        found = which("chromaflow")
-        if found is None:
-            raise ScriptError(
-                "'chromaflow' is not on PATH; set the chromaflow program in the script's settings"
-            )
-        return [found]
-    path = Path(text)
-    if not path.is_file():
-        raise ScriptError(f"the chromaflow program {path} does not exist; fix it in the script's settings")
-    return [str(path), "-m", "chromaflow"] if path.name.lower().startswith("python") else [str(path)]
+            raise ClientError(f"the suffix {self.suffix!r} has characters that cannot be in a file name")
 
 
 def output_paths(recording: Path, settings: Settings) -> tuple[Path | None, Path | None]:
@@ -102,28 +80,6 @@ def build_command(
     return argv + list(settings.extra_args)
 
 
-_COUNT = re.compile(r"(?<![\w./\\:-])(\d+)/(\d+|\?)(?![\w/\\])")
-
-
-def progress_of(line: str) -> tuple[int, int | None] | None:
-    """``(done, total)`` from a tqdm-style bar or a JSON progress line of the CLI, else ``None``."""
-    line = line.strip()
-    if line.startswith("{"):
-        try:
-            data = json.loads(line)
-        except ValueError:
-            return None
-        data = data.get("progress", data) if isinstance(data, dict) else {}
-        done = data.get("frames", data.get("done")) if isinstance(data, dict) else None
-        total = data.get("total") if isinstance(data, dict) else None
-        return (done, total if isinstance(total, int) else None) if isinstance(done, int) else None
-    found = _COUNT.findall(line)
-    if not found:
-        return None
-    done, total = found[-1]
-    return int(done), (None if total == "?" else int(total))
-
-
 def wait_until_stable(path: Path, timeout: float = 30.0, interval: float = 0.5) -> None:
     """Wait until the file exists and its size stops changing (OBS may still be closing the file)."""
     deadline = time.monotonic() + timeout
@@ -134,46 +90,7 @@ def wait_until_stable(path: Path, timeout: float = 30.0, interval: float = 0.5) 
             return
         last = size
         time.sleep(interval)
-    raise ScriptError(f"the recording {path} did not appear or kept growing for {timeout:.0f} s")
-
-
-_ERROR = re.compile(r"^(?:chromaflow[\w -]*: )?error: (.*)$")
-
-
-def _open_pty() -> tuple[int | None, int | None]:
-    """A pseudo-terminal (master, slave) 160 columns wide, or ``(None, None)`` where there is none."""
-    try:
-        import fcntl
-        import pty
-        import struct
-        import termios
-    except ImportError:
-        return None, None
-    master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 160, 0, 0))
-    return master, slave
-
-
-def _chunks(master: int | None, process: subprocess.Popen[bytes]) -> Iterator[str]:
-    """The CLI's stderr as text chunks, from the pseudo-terminal or the pipe, until it closes."""
-    try:
-        while True:
-            try:
-                data = os.read(master, 4096) if master is not None else process.stderr.read1(4096)  # type: ignore[union-attr]
-            except OSError:  # EIO: the child closed the terminal
-                data = b""
-            if not data:
-                return
-            yield data.decode("utf-8", "replace")
-    finally:
-        if master is not None:
-            os.close(master)
-
-
-def _child_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONHOME", "PYTHONPATH")}
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
+    raise ClientError(f"the recording {path} did not appear or kept growing for {timeout:.0f} s")
 
 
 class Job:
@@ -185,106 +102,66 @@ class Job:
         self.settings = settings
         self.log = log
         self.video, self.scores = output_paths(recording, settings)
-        self.process: subprocess.Popen[bytes] | None = None
-        self.cancelled = threading.Event()
+        self.cli: client.CliRun | None = None
         self.summary: dict[str, object] = {}
+        self._cancelled = False
+        self._lock = threading.Lock()  # between run() starting the CLI and cancel() from another thread
 
     def run(self, report_every: float = 0.1) -> list[Path]:
-        """Run to the end; returns the final paths. Raises :class:`ScriptError` on failure or cancel."""
-        prefix = cli_prefix(self.settings.cli_path)
-        finals = [p for p in (self.video, self.scores) if p is not None]
-        folder = finals[0].parent
-        if not folder.is_dir():
-            raise ScriptError(f"the output folder {folder} does not exist; create it or change the setting")
-        work = Path(tempfile.mkdtemp(prefix=".chromaflow-run-", dir=folder))
-        try:
-            staged = {final: work / final.name for final in finals}
-            argv = build_command(
+        """Run to the end; returns the final paths. Raises :class:`ClientError` on failure or cancel."""
+        prefix = client.cli_prefix(self.settings.cli_path, SETTING)
+        video, scores = self.video, self.scores
+        finals = [p for p in (video, scores) if p is not None]
+
+        def argv_for(work: Path) -> list[str]:
+            return build_command(
                 prefix,
                 self.recording,
-                staged.get(self.video) if self.video else None,
-                staged.get(self.scores) if self.scores else None,
+                work / video.name if video else None,
+                work / scores.name if scores else None,
                 self.settings,
             )
-            self.log(
-                f"chromaflow {self.settings.mode}: {self.recording.name} -> {', '.join(p.name for p in finals)}"
-            )
-            code, errors = self._execute(argv, report_every)
-            if self.cancelled.is_set():
-                raise ScriptError(f"cancelled; nothing was written for {self.recording.name}")
-            if code != 0:
-                raise ScriptError(errors[-1] if errors else f"chromaflow exited with code {code}")
-            for final, produced in staged.items():
-                if not produced.is_file():
-                    raise ScriptError(f"chromaflow did not write {final.name}")
-                os.replace(produced, final)
-            self.log(f"chromaflow {self.settings.mode}: done -> {', '.join(str(p) for p in finals)}")
-            return finals
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
 
-    def _execute(self, argv: list[str], report_every: float) -> tuple[int, list[str]]:
-        # The CLI draws progress only on a terminal: its stderr gets a pseudo-terminal where there is one.
-        master, slave = _open_pty()
-        extra = {"start_new_session": True} if sys.platform != "win32" else {}
+        mode = self.settings.mode
+        self.log(f"chromaflow {mode}: {self.recording.name} -> {', '.join(p.name for p in finals)}")
+        with self._lock:
+            if self._cancelled:
+                raise ClientError(f"cancelled; nothing was written for {self.recording.name}")
+            self.cli = cli = client.CliRun(argv_for, finals, setting=SETTING)
+        cli.wait(self._reporter(report_every))
         try:
-            self.process = subprocess.Popen(
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=slave if slave is not None else subprocess.PIPE,
-                env=_child_env(),
-                **extra,  # type: ignore[call-overload]
-            )
-        except OSError as err:
-            if master is not None:
-                os.close(master)
-            raise ScriptError(
-                f"could not start {argv[0]}: {err}; check the chromaflow program setting"
-            ) from err
-        finally:
-            if slave is not None:
-                os.close(slave)
-        stdout: list[bytes] = []
-        reader = threading.Thread(target=lambda: stdout.append(self.process.stdout.read()), daemon=True)  # type: ignore[union-attr]
-        reader.start()
-        errors: list[str] = []
-        last_step = -1.0
-        buffer = ""
-        for chunk in _chunks(master, self.process):
-            buffer += chunk
-            *lines, buffer = re.split(r"[\r\n]", buffer)
-            for line in lines:
-                match = _ERROR.match(line.strip())
-                if match:
-                    errors.append(match.group(1))
-                    self.log(line.strip())
-                got = progress_of(line)
-                if got and got[1]:
-                    step = got[0] / got[1]
-                    if step - last_step >= report_every or got[0] == got[1]:
-                        last_step = step
-                        self.log(f"chromaflow {self.settings.mode}: {step:.0%} ({got[0]}/{got[1]} frames)")
-        code = self.process.wait()
-        reader.join(timeout=5)
-        text = b"".join(stdout).decode("utf-8", "replace")
-        try:
-            self.summary = json.loads(text) if text.strip() else {}
-        except ValueError:
-            self.summary = {}
-        return code, errors
+            cli.finish()
+        except ClientError:
+            if cli.cancelled:
+                raise ClientError(f"cancelled; nothing was written for {self.recording.name}") from None
+            raise
+        self.summary = cli.summary
+        self.log(f"chromaflow {mode}: done -> {', '.join(str(p) for p in finals)}")
+        return finals
+
+    def _reporter(self, every: float) -> Callable[[client.Progress], None]:
+        """Logs the progress at each ``every`` of the way (and at the end), not at every frame."""
+        last = [-1.0]
+
+        def report(progress: client.Progress) -> None:
+            if not progress.total:
+                return
+            step = progress.done / progress.total
+            if step - last[0] >= every or progress.done == progress.total:
+                last[0] = step
+                self.log(
+                    f"chromaflow {self.settings.mode}: {step:.0%} ({progress.done}/{progress.total} frames)"
+                )
+
+        return report
 
     def cancel(self) -> None:
-        """Stop the CLI (interrupt, then kill); :meth:`run` then removes what it wrote."""
-        self.cancelled.set()
-        process = self.process
-        if process is None or process.poll() is not None:
-            return
-        try:
-            process.send_signal(signal.SIGINT if sys.platform != "win32" else signal.CTRL_BREAK_EVENT)  # type: ignore[attr-defined]
-            process.wait(timeout=5)
-        except (subprocess.TimeoutExpired, OSError, ValueError):
-            process.kill()
+        """Stop the CLI (interrupt, then terminate, then kill); :meth:`run` then removes what it wrote."""
+        with self._lock:
+            self._cancelled = True
+            cli = self.cli
+        if cli is not None:
+            cli.cancel()
 
 
 class Worker:
@@ -296,7 +173,7 @@ class Worker:
         self._current: Job | None = None
         self._thread = threading.Thread(target=self._loop, name="chromaflow-obs", daemon=True)
         self._thread.start()
-        self.results: list[list[Path] | ScriptError] = []
+        self.results: list[list[Path] | ClientError] = []
 
     def submit(self, recording: Path, settings: Settings) -> None:
         self._queue.put((recording, settings))
@@ -311,12 +188,12 @@ class Worker:
                 wait_until_stable(recording)
                 self._current = Job(recording, settings, self.log)
                 self.results.append(self._current.run())
-            except ScriptError as err:
+            except ClientError as err:
                 self.log(f"chromaflow: error: {err}")
                 self.results.append(err)
             except Exception as err:  # a bug must not kill the worker thread silently
                 self.log(f"chromaflow: internal error: {err!r}")
-                self.results.append(ScriptError(repr(err)))
+                self.results.append(ClientError(repr(err)))
             finally:
                 self._current = None
                 self._queue.task_done()
