@@ -24,6 +24,7 @@ import torch
 
 from chromaflow.core.deepfake import DeepfakeScorer
 from chromaflow.core.faces import FaceDetector
+from chromaflow.core.metrics import auc
 from chromaflow.core.nets.mesonet import load_meso
 
 CLASSIFIERS = {
@@ -37,21 +38,6 @@ VIDEOS = {"lynaeydofd.mp4": 0, "brtujopkby.mp4": 1, "widuwuoiur.mp4": 1, "yhffcu
 
 def log(*a: object) -> None:
     print(*a, file=sys.stderr, flush=True)
-
-
-def auc(labels: list[int], scores: list[float]) -> float | None:
-    try:
-        from chromaflow.core.metrics import auc as project_auc  # type: ignore[attr-defined]
-
-        return float(project_auc(labels, scores))
-    except ImportError:
-        pass
-    pos = [s for s, y in zip(scores, labels, strict=True) if y == 1]
-    neg = [s for s, y in zip(scores, labels, strict=True) if y == 0]
-    if not pos or not neg:
-        return None
-    wins = sum((p > n) + 0.5 * (p == n) for p in pos for n in neg)
-    return wins / (len(pos) * len(neg))
 
 
 def decode(path: Path, every: int) -> tuple[list[np.ndarray], list[int]]:

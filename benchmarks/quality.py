@@ -24,39 +24,11 @@ import torch
 import torch.nn.functional as F
 
 from chromaflow.core.colour import lab_to_rgb, rgb_to_lab
+from chromaflow.core.metrics import colorfulness, psnr, ssim
 from chromaflow.core.nets.base import build_base
 from chromaflow.core.training import points_hints
 
 REPO = Path(__file__).resolve().parent.parent
-
-try:
-    from chromaflow.core.metrics import colorfulness, psnr, ssim
-except ImportError:  # metrics module not available: small local versions
-    from skimage.metrics import peak_signal_noise_ratio, structural_similarity
-
-    def psnr(a, b, data_range=255.0):  # type: ignore[no-untyped-def]
-        return float(
-            peak_signal_noise_ratio(np.asarray(b, float), np.asarray(a, float), data_range=data_range)
-        )
-
-    def ssim(a, b, data_range=255.0, channel_axis=None):  # type: ignore[no-untyped-def]
-        return float(
-            structural_similarity(
-                np.asarray(a, float),
-                np.asarray(b, float),
-                data_range=data_range,
-                channel_axis=channel_axis,
-                gaussian_weights=True,
-                sigma=1.5,
-                use_sample_covariance=False,
-            )
-        )
-
-    def colorfulness(rgb, channel_axis=-1):  # type: ignore[no-untyped-def]
-        img = np.moveaxis(np.asarray(rgb, float), channel_axis, -1)
-        rg = img[..., 0] - img[..., 1]
-        yb = 0.5 * (img[..., 0] + img[..., 1]) - img[..., 2]
-        return float(np.hypot(rg.std(), yb.std()) + 0.3 * np.hypot(rg.mean(), yb.mean()))
 
 
 def to_uint8(rgb: torch.Tensor) -> np.ndarray:

@@ -125,15 +125,6 @@ def slice_normalised(grid: "Grid", l_star: F32, prior: F32, k: float) -> F32:
     return out
 
 
-def slice_grid(grid: Grid, l_star: F32) -> F32:
-    """Trilinear read-out ``(H, W, 1 + C)`` at every pixel of ``l_star`` (the grid's frame, at any resolution)."""
-    yf, xf, zf = _query_coords(grid, l_star)
-    out = np.empty((*l_star.shape, grid.data.shape[3]), dtype=np.float32)
-    dummy = np.zeros((1, 1, 1), dtype=np.float32)
-    _slice_kernel(np.ascontiguousarray(grid.data), yf, xf, zf, dummy, 0.0, out)
-    return out
-
-
 def cascade_fill(
     l_work: F32,
     values: F32,

@@ -5,17 +5,14 @@ ab upsampled bilinearly to the original size -> joined with the original full-re
 joined colour falls outside the sRGB gamut, its chroma is reduced (hue and L* kept) instead of clipping the RGB
 channels, so the output's lightness is the input's lightness.
 
-Every colour net follows one protocol (:class:`ColorNet`): ``forward(l, ab_hint, mask) -> ab`` with
-``l`` ``(N, 1, S, S)`` CIE L* in [0, 100], ``ab_hint`` ``(N, 2, S, S)`` in ab units, ``mask`` ``(N, 1, S, S)`` in
-{0, 1}; it returns ab in ab units, ``(N, 2, h, w)`` with ``h, w <= S`` (the Colorizer upsamples). A class attribute
-``accepts_hints`` says whether the net uses the hint inputs.
+Every colour net follows one protocol (:class:`~chromaflow.core.nets.colour_net.ColorNet`); nets come from the model
+registry (:func:`chromaflow.core.registry.load`). The Y'CbCr steps every host shares live in
+:mod:`chromaflow.core.colour.ycbcr_join` and are re-exported here, where the hosts have always imported them.
 """
 
-import logging
 from collections.abc import Sequence
-from functools import lru_cache
 from pathlib import Path
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import Any
 
 import numpy as np
 import torch
@@ -23,234 +20,40 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from chromaflow.core import registry
-from chromaflow.core.colour import (
-    D65_WHITE,
-    LAB_EPSILON,
-    LAB_KAPPA,
-    XYZ_TO_LINEAR_RGB,
-    Siting,
-    YCbCrFormat,
-    downsample_chroma,
-    lab_to_rgb,
-    lightness,
-    quantize,
-    rgb_to_lab,
-    rgb_to_ycbcr,
-    rgb_to_ypbpr_matrix,
-    upsample_chroma,
-    ycbcr_to_rgb,
+from chromaflow.core.colour import Siting, YCbCrFormat, lightness
+from chromaflow.core.colour.ycbcr_join import (
+    eager_join_chroma,
+    join_in_gamut,
+    ycbcr_chroma,
+    ycbcr_lab,
+    ycbcr_lightness,
 )
 from chromaflow.core.device import Placement
-from chromaflow.core.errors import InputError, ModelError, UsageError
-from chromaflow.core.gamut_join_cpu import join_to_chroma
-from chromaflow.core.gamut_join_gpu import fused_chroma
+from chromaflow.core.errors import InputError, UsageError
 from chromaflow.core.hints import Hint, hint_tensors
-from chromaflow.core.weights_io import checkpoint_info, load_state_dict
+from chromaflow.core.nets.colour_net import ColorNet
 
-log = logging.getLogger(__name__)
-
-COLORIZER_ARCHS = ("eccv16", "siggraph17", "base")
-_GAMUT_TOLERANCE = 1e-5
-_GAMUT_STEPS = 14
-
-
-@runtime_checkable
-class ColorNet(Protocol):
-    """The protocol every colorizer net follows (see the module docstring)."""
-
-    accepts_hints: ClassVar[bool]
-
-    def __call__(self, l: Tensor, ab_hint: Tensor, mask: Tensor) -> Tensor: ...
-
-
-# ------------------------------------------------------------------------------------------- building nets
-
-
-def build_arch(arch: str, state_dict: dict[str, Tensor]) -> nn.Module:
-    """A colorizer of architecture ``arch`` loaded with ``state_dict``, in eval mode."""
-    if arch in ("eccv16", "siggraph17"):
-        from chromaflow.core.nets.zhang import build_zhang
-
-        return build_zhang(arch, state_dict)
-    if arch == "base":
-        try:
-            from chromaflow.core.nets.base import build_base
-        except ImportError as err:
-            raise ModelError(
-                "the 'base' architecture is not part of this install (chromaflow.core.nets.base is missing); "
-                "use --model siggraph17 or --model eccv16"
-            ) from err
-        try:
-            net = build_base(state_dict=state_dict)
-        except (RuntimeError, KeyError) as err:
-            reason = str(err).splitlines()[0] if str(err) else type(err).__name__
-            raise ModelError(f"the weights do not fit the 'base' architecture: {reason}") from err
-        return net.eval()
-    raise UsageError(f"unknown colorizer architecture {arch!r}: use one of {', '.join(COLORIZER_ARCHS)}")
+__all__ = [
+    "ColorNet",
+    "Colorizer",
+    "colorize_bgr",
+    "eager_join_chroma",
+    "join_in_gamut",
+    "load_net",
+    "ycbcr_chroma",
+    "ycbcr_lab",
+    "ycbcr_lightness",
+]
 
 
 def load_net(model: str | Path | nn.Module, arch: str | None = None) -> nn.Module:
     """A colour net from a registry name, a ``.pt``/``.pth`` state_dict file (with ``arch``), or a module."""
     if isinstance(model, nn.Module):
         return model
-    text = str(model)
-    if text.strip().lower() in registry.MODELS:
-        spec = registry.get_spec(text)
-        if spec.kind != "colorizer":
-            raise UsageError(
-                f"model {spec.name!r} is a {spec.kind}, not a colorizer: use {', '.join(COLORIZER_ARCHS)}"
-            )
-        return build_arch(spec.arch, load_state_dict(registry.weights_path(spec.name)))
-    path = Path(text).expanduser()
-    if path.suffix.lower() in (".pt", ".pth") or path.exists():
-        if not path.is_file():
-            raise ModelError(f"weights file {path} does not exist")
-        chosen = arch or checkpoint_info(path).get("arch")
-        if not isinstance(chosen, str):
-            raise UsageError(
-                f"say which architecture {path.name} holds: add --arch with one of {', '.join(COLORIZER_ARCHS)}"
-            )
-        return build_arch(chosen, load_state_dict(path))
-    raise ModelError(
-        f"unknown model {text!r}: use one of {', '.join(n for n in registry.names() if n in COLORIZER_ARCHS)}, "
-        "or a path to a .pt state_dict file"
-    )
+    return registry.load(model, arch, kind="colorizer")
 
 
-# ----------------------------------------------------------------------------------------- colour helpers
-
-
-def join_in_gamut(l: Tensor, ab: Tensor) -> tuple[Tensor, Tensor]:
-    """sRGB for L* ``l`` ``(N, 1, H, W)`` and ``ab`` ``(N, 2, H, W)``, with out-of-gamut chroma scaled down.
-
-    Returns ``(rgb, ab_used)``; each pixel keeps its L* and hue, its chroma is the largest fraction of the
-    requested one (to 1/2^14) that sRGB can show.
-    """
-    rgb = lab_to_rgb(torch.cat((l, ab), dim=1), clip=False)
-    outside = ((rgb < -_GAMUT_TOLERANCE) | (rgb > 1 + _GAMUT_TOLERANCE)).any(dim=1)  # (N, H, W)
-    if not bool(outside.any()):
-        return rgb.clamp(0.0, 1.0), ab
-    idx = outside.nonzero(as_tuple=True)
-    l_out = l[:, 0][idx]  # (K,)
-    ab_out = torch.stack((ab[:, 0][idx], ab[:, 1][idx]))  # (2, K)
-    lo = torch.zeros_like(l_out)
-    hi = torch.ones_like(l_out)
-    for _ in range(_GAMUT_STEPS):
-        mid = (lo + hi) / 2
-        trial = lab_to_rgb(torch.cat((l_out[None], ab_out * mid), dim=0)[:, None, :], clip=False)[:, 0, :]
-        inside = ((trial >= -_GAMUT_TOLERANCE) & (trial <= 1 + _GAMUT_TOLERANCE)).all(dim=0)
-        lo = torch.where(inside, mid, lo)
-        hi = torch.where(inside, hi, mid)
-    fitted = ab_out * lo
-    ab = ab.clone()
-    ab[:, 0][idx] = fitted[0]
-    ab[:, 1][idx] = fitted[1]
-    rgb = rgb.clone()
-    fixed = lab_to_rgb(torch.cat((l_out[None], fitted), dim=0)[:, None, :], clip=False)[:, 0, :]
-    for c in range(3):
-        rgb[:, c][idx] = fixed[c]
-    return rgb.clamp(0.0, 1.0), ab
-
-
-@lru_cache(maxsize=16)
-def _lightness_table(fmt: YCbCrFormat) -> Tensor:
-    """L* of the gray picture R' = G' = B' = E'Y for every integer Y' code value of ``fmt`` (float32, CPU)."""
-    ys, yo, _, _ = fmt.scale_offset()
-    codes = torch.arange(fmt.peak + 1, dtype=torch.float64)
-    gray = ((codes - yo) / ys).clamp(0.0, 1.0).view(1, 1, -1).expand(3, 1, -1)
-    return lightness(gray).flatten().to(torch.float32)
-
-
-def ycbcr_lightness(y: Tensor | np.ndarray, fmt: YCbCrFormat) -> Tensor:
-    """CIE L* (float32, same shape) of Y' code values: how every host reads a luma plane.
-
-    L* is that of the gray picture R' = G' = B' = E'Y. Integer planes go through a table of ``fmt``'s code values
-    (exact and fast); float planes (float formats, or float code values) are converted directly. The result is on
-    the input's device (numpy input: on the CPU).
-    """
-    integer = not (
-        np.issubdtype(y.dtype, np.floating) if isinstance(y, np.ndarray) else y.is_floating_point()
-    )
-    if integer and fmt.bits is None:
-        raise InputError("a float Y'CbCr format needs float Y' samples in [0, 1]")
-    if isinstance(y, np.ndarray):
-        if integer:
-            return torch.from_numpy(_lightness_table(fmt).numpy()[np.clip(y, 0, fmt.peak)])
-        t = torch.from_numpy(y.astype(np.float32))  # a copy: frames handed in may be read-only
-    else:
-        t = y
-    if integer:
-        return _lightness_table(fmt).to(t.device)[t.to(torch.int64).clamp(0, fmt.peak)]
-    ys, yo, _, _ = fmt.scale_offset()
-    gray = ((t.to(torch.float32) - yo) / ys).clamp(0.0, 1.0)
-    return lightness(gray.unsqueeze(-3).expand(*gray.shape[:-2], 3, *gray.shape[-2:])).squeeze(-3)
-
-
-def ycbcr_chroma(
-    l: Tensor, ab: Tensor, fmt: YCbCrFormat, factors: tuple[int, int] = (1, 1), siting: Siting = "left"
-) -> Tensor:
-    """Chroma code values ``(N, 2, h, w)`` of ``fmt`` for full-resolution L* ``(N, 1, H, W)`` and ab ``(N, 2, H, W)``.
-
-    The one place where colour becomes Y'CbCr for every host: L* and ab are joined in gamut (:func:`join_in_gamut`:
-    L* and hue kept, chroma reduced where sRGB cannot show it), converted with ``fmt``'s matrix and range,
-    subsampled by ``factors`` (vertical, horizontal) at ``siting``, and, for integer formats, rounded to int32 code
-    values; float formats give float32 in [-0.5, 0.5]. The caller keeps its own Y' plane. The join and the
-    conversion run fused: a numba kernel on the CPU (:mod:`chromaflow.core.gamut_join_cpu`), a compiled pointwise
-    kernel on CUDA (:mod:`chromaflow.core.gamut_join_gpu`; the eager tensor join where compiling fails).
-    """
-    l, ab = l.to(torch.float32), ab.to(device=l.device, dtype=torch.float32)
-    _, _, scale, offset = fmt.scale_offset()
-    if l.device.type == "cpu":
-        chroma = torch.from_numpy(_cpu_chroma(l[:, 0].numpy(), ab.numpy(), fmt))
-    else:
-        fused = fused_chroma(l, ab, fmt.matrix, scale, offset, _GAMUT_TOLERANCE, _GAMUT_STEPS)
-        chroma = eager_join_chroma(l, ab, fmt) if fused is None else fused
-    if tuple(factors) != (1, 1):
-        chroma = downsample_chroma(chroma, factors, siting)
-    return chroma.to(torch.float32) if fmt.bits is None else quantize(chroma, fmt.bits)
-
-
-def ycbcr_lab(
-    y: np.ndarray,
-    chroma: np.ndarray,
-    fmt: YCbCrFormat,
-    factors: tuple[int, int] = (1, 1),
-    siting: Siting = "left",
-) -> tuple[np.ndarray, np.ndarray]:
-    """CIE L* ``(H, W)`` and ab ``(2, H, W)`` (float32) of a Y'CbCr picture: the inverse of :func:`ycbcr_chroma`.
-
-    ``y``: the luma plane ``(H, W)``; ``chroma``: the Cb, Cr planes ``(2, h, w)``, subsampled by ``factors`` at
-    ``siting`` (brought to full size by linear interpolation at their sites), as code values of ``fmt`` (or
-    float, luma in [0, 1] and chroma in [-0.5, 0.5], for float formats). R'G'B' outside [0, 1] is clipped.
-    """
-    y_t = torch.from_numpy(np.asarray(y, dtype=np.float32))
-    c_t = torch.from_numpy(np.asarray(chroma, dtype=np.float32))
-    if tuple(factors) != (1, 1):
-        c_t = upsample_chroma(c_t, (int(y_t.shape[0]), int(y_t.shape[1])), factors, siting)
-    lab = rgb_to_lab(ycbcr_to_rgb(torch.cat((y_t[None], c_t)), fmt, clip=True))
-    return lab[0].numpy(), np.ascontiguousarray(lab[1:].numpy())
-
-
-def eager_join_chroma(l: Tensor, ab: Tensor, fmt: YCbCrFormat) -> Tensor:
-    """Unsubsampled, unrounded Cb, Cr of the in-gamut join as whole-frame tensor operations: the form before the
-    join was fused, and the fallback where compiling is not possible."""
-    rgb, _ = join_in_gamut(l, ab)
-    return rgb_to_ycbcr(rgb, fmt)[:, 1:3]
-
-
-def _cpu_chroma(l_star: np.ndarray, ab: np.ndarray, fmt: YCbCrFormat) -> np.ndarray:
-    _, _, scale, offset = fmt.scale_offset()
-    return join_to_chroma(
-        l_star,
-        ab,
-        XYZ_TO_LINEAR_RGB.numpy(),
-        np.array(D65_WHITE),
-        (LAB_EPSILON, LAB_KAPPA),
-        rgb_to_ypbpr_matrix(fmt.matrix)[1:].numpy(),
-        (scale, offset),
-        _GAMUT_TOLERANCE,
-        _GAMUT_STEPS,
-    )
+# ------------------------------------------------------------------------------------------ image samples
 
 
 def _luma_of(rgb: Tensor) -> Tensor:
@@ -260,7 +63,10 @@ def _luma_of(rgb: Tensor) -> Tensor:
     return lightness(rgb)
 
 
-def _to_unit_float(array: np.ndarray) -> tuple[Tensor, Any]:
+SampleType = type[np.uint8] | type[np.uint16] | type[np.float32]
+
+
+def _to_unit_float(array: np.ndarray) -> tuple[Tensor, SampleType]:
     """A numpy image's samples as float32 in [0, 1], and the dtype to give back."""
     if array.dtype == np.uint8:
         return torch.from_numpy(array.astype(np.float32) / 255.0), np.uint8
@@ -271,7 +77,7 @@ def _to_unit_float(array: np.ndarray) -> tuple[Tensor, Any]:
     raise InputError(f"unsupported image sample type {array.dtype}: use uint8, uint16 or float in [0, 1]")
 
 
-def _from_unit_float(x: np.ndarray, dtype: Any) -> np.ndarray:
+def _from_unit_float(x: np.ndarray, dtype: SampleType) -> np.ndarray:
     if dtype == np.uint8:
         return np.round(np.clip(x, 0, 1) * 255.0).astype(np.uint8)
     if dtype == np.uint16:
@@ -317,7 +123,7 @@ class Colorizer:
         )
         net = net.to(device=self.placement.device, dtype=self.placement.dtype)
         self.net = net.to(memory_format=self.memory_format).eval()
-        self.accepts_hints = bool(getattr(net, "accepts_hints", False))
+        self.accepts_hints = isinstance(net, ColorNet) and net.accepts_hints
 
     # ----------------------------------------------------------------------------- the core step
 

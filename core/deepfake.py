@@ -33,27 +33,27 @@ Usage (streaming)::
     summary = scorer.finish()                    # VideoSummary; summary.to_json()
 """
 
-import math
 import queue
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import cv2
 import numpy as np
 import torch
 from torch import nn
 
+from chromaflow.core import registry
 from chromaflow.core.device import resolve_device
 from chromaflow.core.errors import UsageError
-from chromaflow.core.faces import Box, Face, FaceDetector, as_rgb_frame
+from chromaflow.core.faces import Backend, Box, Face, FaceDetector, as_rgb_frame
 from chromaflow.core.nets import mesonet
 from chromaflow.core.tracking import IoUTracker
 
 CROP_SIZE = mesonet.INPUT_SIZE
-CLASSIFIERS = tuple(mesonet.REGISTRY_ARCH)
+CLASSIFIERS = tuple(n for n in registry.names() if registry.get_spec(n).kind == "classifier")
 Smoothing = Literal["ema", "median", "none"]
 Engine = Literal["auto", "device", "host"]
 
@@ -292,7 +292,7 @@ class DeepfakeScorer:
     def _make_detector(self, name: str, min_face: int) -> FaceDetector:
         if name not in ("haar", "blazeface", "auto"):
             raise UsageError(f"unknown face detector {name!r}: use haar or blazeface")
-        return FaceDetector(name, min_size=min_face, device=str(self.device))
+        return FaceDetector(cast(Backend, name), min_size=min_face, device=str(self.device))  # checked above
 
     @staticmethod
     def _make_classifier(
@@ -300,11 +300,11 @@ class DeepfakeScorer:
     ) -> tuple[nn.Module, str]:
         if isinstance(classifier, nn.Module):
             return classifier, name or type(classifier).__name__
-        if classifier not in mesonet.REGISTRY_ARCH:
+        if classifier not in CLASSIFIERS:
             raise UsageError(f"unknown classifier {classifier!r}: use one of {', '.join(CLASSIFIERS)}")
-        if path is not None:
-            return mesonet.load_meso(mesonet.REGISTRY_ARCH[classifier], path), classifier
-        return mesonet.load_named(classifier), classifier
+        if path is not None:  # that classifier's architecture, its weights from a file
+            return registry.get_spec(classifier).builder.load(path), classifier
+        return registry.load(classifier), classifier
 
     def reset(self) -> None:
         """Start a new video (or a new scene): tracks, smoothing and collected scores are cleared."""
@@ -438,8 +438,3 @@ def choose_engine(engine: str, backend: str, device: torch.device) -> Literal["d
     if engine == "auto":
         return "device" if backend == "blazeface" and device.type == "cuda" else "host"
     raise UsageError(f"unknown analysis engine {engine!r}: use auto, device or host")
-
-
-def is_finite_score(value: float | None) -> bool:
-    """True for a real score in [0, 1]."""
-    return value is not None and math.isfinite(value) and 0.0 <= value <= 1.0

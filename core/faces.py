@@ -312,12 +312,8 @@ def _load_blazeface(weights: str | Path | None, anchors: str | Path | None, devi
 
     dev = resolve_device(device)
     if weights is None or anchors is None:
-        try:
-            from chromaflow.core import registry
-        except ImportError as exc:
-            raise ModelError(
-                "BlazeFace weights were not given and the model registry is unavailable"
-            ) from exc
+        from chromaflow.core import registry
+
         weights = weights or registry.weights_path("blazeface")
         anchors = anchors or registry.weights_path("blazeface-anchors")
     return blazeface.load_blazeface(weights, anchors, device=dev)

@@ -1,4 +1,8 @@
-"""Named models: architecture, weight file, checksum, official URL, licence and input size.
+"""Named models: architecture (its builder), weight file, checksum, official URL, licence and input size.
+
+:func:`load` is the one way from a model name (or a weight file and an architecture name) to a ready net: each
+entry carries the :class:`~chromaflow.core.nets.builders.Builder` of its architecture, as torchvision's weights
+carry their model builder.
 
 Weights that came from elsewhere live in the model cache (:func:`chromaflow.core.paths.models_dir`), put there by
 :func:`download` or :func:`import_file`; both check the SHA-256 before the file appears under its final name, so
@@ -19,8 +23,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Literal
 
-from chromaflow.core.errors import ModelError
+from torch import nn
+
+from chromaflow.core.errors import ModelError, UsageError
 from chromaflow.core.filemode import set_output_mode
+from chromaflow.core.nets import builders
+from chromaflow.core.nets.builders import Builder, NetKind
 from chromaflow.core.paths import models_dir
 
 log = logging.getLogger(__name__)
@@ -39,18 +47,33 @@ _ZHANG_URL = "https://colorizers.s3.us-east-2.amazonaws.com/"
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """One named model. ``sha256`` is the full hex digest, or a prefix where only that is published."""
+    """One named model: its weight file, where the file comes from, and the builder of its architecture.
+
+    ``sha256`` is the full hex digest, or a prefix where only that is published. ``part`` says which file of the
+    architecture this is: its ``weights``, or a companion file that is not a net (BlazeFace's ``anchors``).
+    """
 
     name: str
-    arch: str
+    builder: Builder
     filename: str
     sha256: str | None
     url: str | None
     licence: str
-    input_size: int
-    kind: Kind
     bundled: bool = False
     description: str = ""
+    part: Literal["weights", "anchors"] = "weights"
+
+    @property
+    def arch(self) -> str:
+        return self.builder.arch
+
+    @property
+    def kind(self) -> Kind:
+        return "anchors" if self.part == "anchors" else self.builder.kind
+
+    @property
+    def input_size(self) -> int:
+        return self.builder.input_size
 
     def matches(self, digest: str) -> bool:
         """Whether a file's full SHA-256 hex digest is the one this model expects."""
@@ -60,102 +83,85 @@ class ModelSpec:
 _SPECS = (
     ModelSpec(
         "base",
-        "base",
+        builders.BASE,
         "base.pt",
         "ce948e49bc24e9f13d80d107c925c7cb7d21efc21a9b36ada83cd779fc30cb62",
         None,
         "BSD-3-Clause (chromaflow; see core/weights/base.md)",
-        256,
-        "colorizer",
         bundled=True,
         description="chromaflow's own small colorizer, bundled with the package",
     ),
     ModelSpec(
         "eccv16",
-        "eccv16",
+        builders.ECCV16,
         "colorization_release_v2-9b330a0b.pth",
         "9b330a0b",
         _ZHANG_URL + "colorization_release_v2-9b330a0b.pth",
         _ZHANG_LICENCE,
-        256,
-        "colorizer",
         description="Zhang et al., Colorful Image Colorization (ECCV 2016)",
     ),
     ModelSpec(
         "siggraph17",
-        "siggraph17",
+        builders.SIGGRAPH17,
         "siggraph17-df00044c.pth",
         "df00044c",
         _ZHANG_URL + "siggraph17-df00044c.pth",
         _ZHANG_LICENCE,
-        256,
-        "colorizer",
         description="Zhang et al., Real-Time User-Guided Image Colorization (SIGGRAPH 2017); takes hints",
     ),
     ModelSpec(
         "meso4-df",
-        "meso4",
+        builders.MESO4,
         "Meso4_DF.h5",
         "036ed30d04ffd9c7506f825b97c86aa64915f5818931da96817b169aad790af5",
         _MESONET_URL + "Meso4_DF.h5",
         _MESONET_LICENCE,
-        256,
-        "classifier",
         description="MesoNet Meso4 trained on Deepfake faces (Keras weights)",
     ),
     ModelSpec(
         "meso4-f2f",
-        "meso4",
+        builders.MESO4,
         "Meso4_F2F.h5",
         "bcfda015d217b9f8d6557693edbdf9f4e79cfd22672541968dd0e2954462b5d7",
         _MESONET_URL + "Meso4_F2F.h5",
         _MESONET_LICENCE,
-        256,
-        "classifier",
         description="MesoNet Meso4 trained on Face2Face faces (Keras weights)",
     ),
     ModelSpec(
         "mesoinception-df",
-        "mesoinception4",
+        builders.MESOINCEPTION4,
         "MesoInception_DF.h5",
         "234586d40058e76ef8b6f27ca4b63c06e31c2a5a69c0d8ba6f30b1468ab7bafa",
         _MESONET_URL + "MesoInception_DF.h5",
         _MESONET_LICENCE,
-        256,
-        "classifier",
         description="MesoNet MesoInception4 trained on Deepfake faces (Keras weights)",
     ),
     ModelSpec(
         "mesoinception-f2f",
-        "mesoinception4",
+        builders.MESOINCEPTION4,
         "MesoInception_F2F.h5",
         "d4533ac8a3197dc35c47405d23d99e888c1d0135e267e03540c7451feaccff3f",
         _MESONET_URL + "MesoInception_F2F.h5",
         _MESONET_LICENCE,
-        256,
-        "classifier",
         description="MesoNet MesoInception4 trained on Face2Face faces (Keras weights)",
     ),
     ModelSpec(
         "blazeface",
-        "blazeface",
+        builders.BLAZEFACE,
         "blazeface.pth",
         "54ecff653feaaaf1f7d44b6aff28fd2fc50e483a4e847563b6dd261369c43ba4",
         _BLAZEFACE_URL + "blazeface.pth",
         _BLAZEFACE_LICENCE,
-        128,
-        "detector",
         description="BlazeFace front-camera face detector (PyTorch state_dict)",
     ),
     ModelSpec(
         "blazeface-anchors",
-        "blazeface",
+        builders.BLAZEFACE,
         "anchors.npy",
         "a10bb2fb93ab54ca426d6c750bfc3aad685028a16dcf231357d03694f261fd95",
         _BLAZEFACE_URL + "anchors.npy",
         _BLAZEFACE_LICENCE,
-        128,
-        "anchors",
+        part="anchors",
         description="the 896 anchors BlazeFace decodes its boxes against",
     ),
 )
@@ -173,6 +179,43 @@ def get_spec(name: str) -> ModelSpec:
     if spec is None:
         raise ModelError(f"unknown model {name!r}: known models are {', '.join(MODELS)}")
     return spec
+
+
+def load(model: str | Path, arch: str | None = None, kind: NetKind | None = None) -> nn.Module:
+    """A net in eval mode from a registry name (its verified weights, built by its entry's builder), or from a
+    weight file of architecture ``arch`` (default: the ``arch`` a checkpoint records).
+
+    ``kind`` refuses nets of another kind (a classifier where a colorizer is wanted), with the names to use.
+    """
+    text = str(model)
+    spec = MODELS.get(text.strip().lower())
+    if spec is not None:
+        if kind is not None and spec.kind != kind:
+            raise UsageError(
+                f"model {spec.name!r} is a {spec.kind}, not a {kind}: use {', '.join(_names_of(kind))}"
+            )
+        if spec.part != "weights":
+            raise UsageError(
+                f"{spec.name!r} is a companion file of {spec.arch!r}, not a net; load {spec.arch!r}"
+            )
+        return spec.builder.load(weights_path(spec.name))
+    path = Path(text).expanduser()
+    if path.suffix.lower() in (".pt", ".pth", ".h5") or path.exists():
+        if not path.is_file():
+            raise ModelError(f"weights file {path} does not exist")
+        chosen = arch or builders.arch_of_file(path)
+        if chosen is None:
+            choices = ", ".join(builders.archs(kind))
+            raise UsageError(f"say which architecture {path.name} holds: add --arch with one of {choices}")
+        return builders.builder_for(chosen, kind).load(path)
+    raise ModelError(
+        f"unknown model {text!r}: use one of {', '.join(_names_of(kind))}, or a path to a weights file"
+    )
+
+
+def _names_of(kind: NetKind | None) -> list[str]:
+    """The names of the registered nets (of ``kind``)."""
+    return [n for n, s in MODELS.items() if s.part == "weights" and kind in (None, s.kind)]
 
 
 def cached_path(name: str) -> Path:

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from chromaflow.core.colorizer import _cpu_chroma, join_in_gamut
 from chromaflow.core.colour import YCbCrFormat, rgb_to_ycbcr
+from chromaflow.core.colour.ycbcr_join import _cpu_chroma, join_in_gamut
 
 
 def _lab(seed: int, chroma: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -94,7 +94,7 @@ def test_branch_free_gpu_form_matches_the_cpu_kernel(fmt: YCbCrFormat) -> None:
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_compiled_cuda_join_matches_the_cpu_kernel() -> None:
-    from chromaflow.core.colorizer import ycbcr_chroma
+    from chromaflow.core.colour.ycbcr_join import ycbcr_chroma
 
     fmt = YCbCrFormat("709", False, 8)
     l, ab = _lab(6, 60.0)

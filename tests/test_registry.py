@@ -1,4 +1,5 @@
-"""The model registry: specs, download (from a local http.server, never the internet), import, verify."""
+"""The model registry: specs, download (from a local http.server, never the internet), import, verify, and the
+builders its entries carry (``registry.load``)."""
 
 import functools
 import http.server
@@ -7,11 +8,19 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import h5py
 import pytest
+import torch
 
 from chromaflow.core import registry
-from chromaflow.core.errors import ModelError
+from chromaflow.core.errors import ModelError, UsageError
+from chromaflow.core.nets import builders
+from chromaflow.core.nets.base import TEMPERATURE_KEY, BaseColorNet
+from chromaflow.core.nets.blazeface import BlazeFace
+from chromaflow.core.nets.mesonet import Meso4, MesoInception4, load_meso
+from chromaflow.core.nets.zhang import SIGGRAPH17
 from chromaflow.core.paths import models_dir
+from chromaflow.core.weights_io import load_state_dict
 from chromaflow.plugins.cli.main import main
 
 ALL = [
@@ -144,3 +153,116 @@ def test_cli_list_download_import_verify(served: str, shared: Path, capsys):
     assert main(["models", "download", "meso4-df", "--url", f"{served}/bad.h5"]) == ModelError.exit_code
     # The failed download did not touch the good copy already in the cache.
     assert registry.verify("meso4-df").ok
+
+
+# ------------------------------------------------------------------------------------ builders and load()
+
+NETS = [name for name in ALL if registry.get_spec(name).part == "weights"]
+
+
+def _weights_file(name: str, shared: Path) -> Path:
+    """Model ``name``'s weight file: the bundled one, or the copy in ../shared/models (skips when absent)."""
+    spec = registry.get_spec(name)
+    if spec.bundled:
+        return registry.cached_path(name)
+    found = sorted((shared / "models").rglob(spec.filename))
+    if not found:
+        pytest.skip(f"{spec.filename} is not in {shared / 'models'}")
+    return found[0]
+
+
+def _float_sizes(net: torch.nn.Module) -> list[int]:
+    return sorted(t.numel() for t in net.state_dict().values() if t.is_floating_point())
+
+
+@pytest.mark.parametrize("name", NETS)
+def test_each_builder_builds_the_net_its_weight_file_holds(name: str, shared: Path) -> None:
+    """A fresh net of the entry's builder has the tensors of the weight file, key for key and shape for shape
+    (Keras files have no keys: the same tensor sizes), and loading the file fills every one of them."""
+    spec = registry.get_spec(name)
+    path = _weights_file(name, shared)
+    fresh = spec.builder.build()
+    assert fresh.training
+    if spec.builder.file_format == "state_dict":
+        stored = load_state_dict(path)
+        stored.pop(TEMPERATURE_KEY, None)  # base's annealing temperature: a scalar, not a layer
+        assert {k: tuple(v.shape) for k, v in fresh.state_dict().items()} == {
+            k: tuple(v.shape) for k, v in stored.items()
+        }
+    else:
+        with h5py.File(path, "r") as f:
+            sizes: list[int] = []
+            f.visititems(lambda _, obj: sizes.append(obj.size) if isinstance(obj, h5py.Dataset) else None)
+        assert _float_sizes(fresh) == sorted(sizes)
+    loaded = spec.builder.load(path)
+    assert type(loaded) is type(fresh) and not loaded.training
+    fresh_state = fresh.state_dict()
+    for key, value in loaded.state_dict().items():
+        if value.is_floating_point():
+            assert not torch.equal(value, fresh_state[key].to(value.dtype)), (
+                f"{key} was not filled from {path}"
+            )
+
+
+def test_every_architecture_has_a_registered_model_and_facts() -> None:
+    used = {registry.get_spec(n).arch for n in ALL}
+    assert used == set(builders.BUILDERS)
+    for b in builders.BUILDERS.values():
+        assert b.input_size > 0 and b.inputs
+    assert builders.archs("colorizer") == ("base", "siggraph17", "eccv16")
+    assert registry.get_spec("blazeface-anchors").kind == "anchors"
+    assert registry.get_spec("blazeface-anchors").input_size == 128
+
+
+def test_load_by_name_gives_the_registered_weights(shared: Path) -> None:
+    """By name: verified weights through the entry's builder, the same numbers as the file loaded directly."""
+    registry.import_file("meso4-df", shared / "models/mesonet/Meso4_DF.h5")
+    registry.import_file("blazeface", shared / "models/blazeface/blazeface.pth")
+    meso = registry.load("meso4-df")
+    assert isinstance(meso, Meso4) and not meso.training
+    x = torch.rand(2, 3, 256, 256, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert torch.equal(meso(x), load_meso("meso4", shared / "models/mesonet/Meso4_DF.h5")(x))
+    assert isinstance(registry.load("BlazeFace"), BlazeFace)  # names are case-insensitive
+    base = registry.load("base", kind="colorizer")
+    assert isinstance(base, BaseColorNet) and not base.training
+    with pytest.raises(ModelError, match="chromaflow models download siggraph17"):
+        registry.load("siggraph17")  # registered, not downloaded
+    with pytest.raises(UsageError, match="is a classifier, not a colorizer: use base, eccv16, siggraph17"):
+        registry.load("meso4-df", kind="colorizer")
+    with pytest.raises(UsageError, match="not a net"):
+        registry.load("blazeface-anchors")
+    with pytest.raises(ModelError, match="unknown model 'nope': use one of base, eccv16, siggraph17"):
+        registry.load("nope", kind="colorizer")
+
+
+def test_load_by_path_and_arch(shared: Path, tmp_path: Path) -> None:
+    """By path: the builder of ``arch``, or of the arch a checkpoint records; the same names as ``--arch``."""
+    torch.manual_seed(0)
+    state = SIGGRAPH17(width=2).state_dict()
+    plain, recorded = tmp_path / "plain.pt", tmp_path / "recorded.pth"
+    torch.save(state, plain)
+    torch.save({"arch": "siggraph17", "state_dict": state}, recorded)
+    for net in (registry.load(plain, arch="siggraph17"), registry.load(recorded)):
+        assert isinstance(net, SIGGRAPH17) and net.model1[0].out_channels == 2
+        assert all(torch.equal(v, state[k]) for k, v in net.state_dict().items())
+    meso = registry.load(
+        shared / "models/mesonet/MesoInception_DF.h5", arch="mesoinception4", kind="classifier"
+    )
+    assert isinstance(meso, MesoInception4)
+    with pytest.raises(UsageError, match="add --arch with one of base, siggraph17, eccv16"):
+        registry.load(plain, kind="colorizer")
+    with pytest.raises(UsageError, match="unknown colorizer architecture 'meso4'"):
+        registry.load(plain, arch="meso4", kind="colorizer")
+    with pytest.raises(ModelError, match="do not fit the ECCV16 architecture"):
+        registry.load(plain, arch="eccv16")
+    with pytest.raises(ModelError, match="does not exist"):
+        registry.load(tmp_path / "absent.pt", arch="base")
+
+
+def test_builders_make_fresh_nets_of_a_width() -> None:
+    assert builders.BASE.build(8).enc1[0].out_channels == 4
+    assert builders.ECCV16.build(4).model1[0].out_channels == 4
+    assert builders.builder_for("SIGGRAPH17").build().model1[0].out_channels == 64
+    with pytest.raises(UsageError, match="fixed size"):
+        builders.MESO4.build(8)

@@ -9,8 +9,9 @@ import pytest
 import torch
 
 from chromaflow.core import training
-from chromaflow.core.errors import InputError
+from chromaflow.core.errors import InputError, UsageError
 from chromaflow.core.nets.base import TEMPERATURE_KEY, BaseColorNet, build_base, propagate_hint_residual
+from chromaflow.core.nets.zhang import ECCV16
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -216,3 +217,33 @@ def test_cli_train_passes_every_option_to_the_run(image_folder: Path, tmp_path: 
     config = training.load_checkpoint(out.with_suffix(".ckpt"))["config"]
     assert config["rebalance"] == 0.5 and config["hints"] and config["seed"] == 4 and config["steps"] == 2
     assert out.is_file()
+
+
+def test_nets_come_from_the_registry_builders(image_folder: Path, tmp_path: Path) -> None:
+    """Fresh nets of each trainable architecture (base at --width, the Zhang nets at their published width), and
+    fine-tuning from a registered model or a weights file of --arch."""
+    assert training.ARCHS == ("base", "siggraph17", "eccv16")
+    base = training.build_net("base", 8)
+    assert isinstance(base, BaseColorNet) and base.enc1[0].out_channels == 4 and base.training
+    eccv = training.build_net("eccv16", 8)  # --width is base's option only
+    assert isinstance(eccv, ECCV16) and eccv.model1[0].out_channels == 64 and eccv.training
+    with pytest.raises(UsageError, match="unknown colorizer architecture 'meso4'"):
+        training.build_net("meso4")
+    arch, net = training.init_from_registry("base")
+    assert arch == "base" and isinstance(net, BaseColorNet) and net.training
+    weights = tmp_path / "w.pt"
+    training.export_weights(base, weights)
+    arch, net = training.init_from_registry(str(weights), "base")
+    assert arch == "base" and net.enc1[0].out_channels == 4 and net.training
+    with pytest.raises(UsageError, match="not a colorizer"):
+        training.init_from_registry("meso4-df")
+
+
+def test_binned_net_adds_the_bin_cross_entropy_and_the_zhang_nets_do_not(image_folder: Path) -> None:
+    """The trainer recognises a net with colour bins by its protocol (a buffer-backed net included)."""
+    t = _trainer(image_folder, 2, rebalance=0.5)
+    assert t.bin_weights is not None and t.bin_weights.shape == (256,)
+    assert set(t.train_step().parts) == {"ce", "huber"}
+    zhang = _trainer(image_folder, 2, arch="eccv16", hints=False)
+    assert zhang.bin_weights is None
+    assert set(zhang.train_step().parts) == {"huber"}

@@ -1,1 +1,2 @@
-"""Neural network architectures (colorizers, face detectors, deepfake classifiers)."""
+"""Neural network architectures (colorizers, face detectors, deepfake classifiers); :mod:`.builders` says how each
+is made, fresh or from its weight file, for the model registry."""

@@ -21,10 +21,14 @@ Design:
 
 import math
 from collections.abc import Mapping
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from chromaflow.core.errors import ModelError
+from chromaflow.core.weights_io import load_state_dict
 
 AB_NORM = 110.0
 L_CENTRE = 50.0
@@ -145,6 +149,7 @@ class BaseColorNet(nn.Module):
 
     accepts_hints = True
     output_stride = 4
+    centres: Tensor  # the (GRID*GRID, 2) bin centres, a buffer that follows the net's device
 
     def __init__(self, width: int = 24, temperature: float = 0.4) -> None:
         super().__init__()
@@ -163,6 +168,11 @@ class BaseColorNet(nn.Module):
         self.dec3 = nn.Sequential(_conv(4 * w + 2 * w + 9, 3 * w), _conv(3 * w, 3 * w))
         self.head = nn.Conv2d(3 * w, GRID * GRID, 1)
         self.register_buffer("centres", ab_bin_centres(), persistent=False)
+
+    @property
+    def bin_centres(self) -> Tensor:
+        """The ab centres of the classification bins, (GRID*GRID, 2) in ab units, on the net's device."""
+        return self.centres
 
     def logits(self, l: Tensor, ab_hint: Tensor, mask: Tensor) -> Tensor:
         """Per-pixel scores over the ab bins at S/4: (N, GRID*GRID, S/4, S/4)."""
@@ -215,3 +225,13 @@ def build_base(width: int = DEFAULT_WIDTH, state_dict: Mapping[str, Tensor] | No
             net.temperature = float(temperature)
         return net.eval()
     return BaseColorNet(width=width)
+
+
+def load_base(path: str | Path) -> BaseColorNet:
+    """The ``base`` net in eval mode from a state_dict file (tensors only, never unpickled code)."""
+    state = load_state_dict(path)
+    try:
+        return build_base(state_dict=state)
+    except (RuntimeError, KeyError) as err:
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise ModelError(f"the weights do not fit the 'base' architecture: {reason}") from err

@@ -185,16 +185,17 @@ class BlazeFaceDetector:
         return out
 
 
-def load_blazeface(
-    weights: str | Path, anchors: str | Path, device: torch.device | str = "cpu", min_score: float = MIN_SCORE
-) -> BlazeFaceDetector:
-    """Build the detector from ``blazeface.pth`` (safe ``weights_only`` load) and ``anchors.npy``."""
-    weights, anchors = Path(weights), Path(anchors)
-    for p in (weights, anchors):
-        if not p.is_file():
-            raise ModelError(
-                f"BlazeFace file {p} does not exist; download it with `chromaflow models download`"
-            )
+def _require(path: Path) -> None:
+    if not path.is_file():
+        raise ModelError(
+            f"BlazeFace file {path} does not exist; download it with `chromaflow models download`"
+        )
+
+
+def load_net(weights: str | Path) -> BlazeFace:
+    """The BlazeFace net in eval mode from ``blazeface.pth`` (``torch.load(weights_only=True)``: tensors only)."""
+    weights = Path(weights)
+    _require(weights)
     net = BlazeFace()
     try:
         state = torch.load(weights, map_location="cpu", weights_only=True)
@@ -204,21 +205,26 @@ def load_blazeface(
             f"cannot load BlazeFace weights {weights}: {exc}. The file is damaged or not the front-model "
             "state_dict; download it again with `chromaflow models download blazeface`"
         ) from exc
+    return net.eval()
+
+
+def load_anchors(anchors: str | Path) -> torch.Tensor:
+    """The (896, 4) anchors from ``anchors.npy`` (read without pickle), as float32."""
+    anchors = Path(anchors)
+    _require(anchors)
     try:
         anc = np.load(anchors, allow_pickle=False)
     except Exception as exc:
         raise ModelError(f"cannot read BlazeFace anchors {anchors}: {exc}; download them again") from exc
     if anc.shape != (NUM_ANCHORS, 4):
         raise ModelError(f"BlazeFace anchors {anchors} have shape {anc.shape}, expected ({NUM_ANCHORS}, 4)")
-    return BlazeFaceDetector(
-        net, torch.from_numpy(anc.astype(np.float32)), min_score=min_score, device=device
-    )
+    return torch.from_numpy(anc.astype(np.float32))
 
 
-def load_named(device: torch.device | str = "cpu", min_score: float = MIN_SCORE) -> BlazeFaceDetector:
-    """Load BlazeFace through the model registry (names ``blazeface`` and ``blazeface-anchors``)."""
-    from chromaflow.core import registry
-
-    return load_blazeface(
-        registry.weights_path("blazeface"), registry.weights_path("blazeface-anchors"), device, min_score
-    )
+def load_blazeface(
+    weights: str | Path, anchors: str | Path, device: torch.device | str = "cpu", min_score: float = MIN_SCORE
+) -> BlazeFaceDetector:
+    """Build the detector from ``blazeface.pth`` (safe ``weights_only`` load) and ``anchors.npy``."""
+    _require(Path(weights))
+    _require(Path(anchors))
+    return BlazeFaceDetector(load_net(weights), load_anchors(anchors), min_score=min_score, device=device)

@@ -19,6 +19,7 @@ Arch = Literal["meso4", "mesoinception4"]
 ARCHS: tuple[str, ...] = ("meso4", "mesoinception4")
 INPUT_SIZE = 256
 KERAS_BN_EPS = 1e-3  # Keras BatchNormalization default (PyTorch uses 1e-5)
+KerasLayers = tuple[list[nn.Conv2d], list[nn.BatchNorm2d], list[nn.Linear]]
 
 
 def _bn(channels: int) -> nn.BatchNorm2d:
@@ -75,6 +76,11 @@ class Meso4(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.blocks(x))
 
+    def keras_layers(self) -> KerasLayers:
+        """The layers in the order the Keras file lists them, grouped by kind."""
+        blocks = [b for b in self.blocks if isinstance(b, _ConvBlock)]
+        return [b.conv for b in blocks], [b.bn for b in blocks], [self.head.fc1, self.head.fc2]
+
 
 class _Inception(nn.Module):
     """Four branches: 1x1; 1x1 + 3x3; 1x1 + 3x3 dilation 2; 1x1 + 3x3 dilation 3; concatenated in that order."""
@@ -118,26 +124,22 @@ class MesoInception4(nn.Module):
         x = _pool_same(self.bn2(self.inc2(x)), 2)
         return self.head(self.conv4(self.conv3(x)))
 
+    def keras_layers(self) -> KerasLayers:
+        """The layers in the order the Keras file lists them, grouped by kind."""
+        convs = [*self.inc1.keras_order(), *self.inc2.keras_order(), self.conv3.conv, self.conv4.conv]
+        bns = [self.bn1, self.bn2, self.conv3.bn, self.conv4.bn]
+        return convs, bns, [self.head.fc1, self.head.fc2]
 
-def build(arch: str) -> nn.Module:
+
+MesoNet = Meso4 | MesoInception4
+NETWORKS: dict[str, type[MesoNet]] = {"meso4": Meso4, "mesoinception4": MesoInception4}
+
+
+def build(arch: str) -> MesoNet:
     """An untrained network of the given architecture (``meso4`` or ``mesoinception4``)."""
-    if arch == "meso4":
-        return Meso4()
-    if arch == "mesoinception4":
-        return MesoInception4()
-    raise ModelError(f"unknown MesoNet architecture {arch!r}: use one of {', '.join(ARCHS)}")
-
-
-def _targets(net: nn.Module) -> tuple[list[nn.Conv2d], list[nn.BatchNorm2d], list[nn.Linear]]:
-    """The network's layers in the order the Keras file lists them, grouped by kind."""
-    if isinstance(net, Meso4):
-        blocks = [b for b in net.blocks if isinstance(b, _ConvBlock)]
-        return [b.conv for b in blocks], [b.bn for b in blocks], [net.head.fc1, net.head.fc2]
-    if isinstance(net, MesoInception4):
-        convs = [*net.inc1.keras_order(), *net.inc2.keras_order(), net.conv3.conv, net.conv4.conv]
-        bns = [net.bn1, net.bn2, net.conv3.bn, net.conv4.bn]
-        return convs, bns, [net.head.fc1, net.head.fc2]
-    raise ModelError(f"{type(net).__name__} is not a MesoNet network")
+    if arch not in NETWORKS:
+        raise ModelError(f"unknown MesoNet architecture {arch!r}: use one of {', '.join(ARCHS)}")
+    return NETWORKS[arch]()
 
 
 def _read_keras_layers(path: Path) -> list[tuple[str, list[np.ndarray]]]:
@@ -174,7 +176,7 @@ def _assign(param: torch.Tensor | None, value: np.ndarray, where: str) -> None:
         param.copy_(torch.from_numpy(np.ascontiguousarray(value)))
 
 
-def load_keras_weights(net: nn.Module, path: str | Path) -> nn.Module:
+def load_keras_weights(net: MesoNet, path: str | Path) -> MesoNet:
     """Fill ``net`` (a :class:`Meso4` or :class:`MesoInception4`) from an official Keras ``.h5`` weights file."""
     path = Path(path)
     if not path.is_file():
@@ -182,7 +184,7 @@ def load_keras_weights(net: nn.Module, path: str | Path) -> nn.Module:
             f"MesoNet weights file {path} does not exist; download it with `chromaflow models download`"
         )
     layers = _read_keras_layers(path)
-    convs, bns, denses = _targets(net)
+    convs, bns, denses = net.keras_layers()
     conv_layers = [(n, w) for n, w in layers if len(w) == 2 and w[0].ndim == 4]
     dense_layers = [(n, w) for n, w in layers if len(w) == 2 and w[0].ndim == 2]
     bn_layers = [(n, w) for n, w in layers if len(w) == 4]
@@ -214,23 +216,9 @@ def arch_for_file(path: str | Path) -> str:
     raise ModelError(f"cannot tell the MesoNet architecture of {path}: pass arch='meso4' or 'mesoinception4'")
 
 
-def load_meso(arch: str | None, path: str | Path) -> nn.Module:
-    """Build ``arch`` (guessed from the file name when None) and load the Keras weights at ``path``; eval mode."""
+def load_meso(arch: str | None, path: str | Path) -> MesoNet:
+    """Build ``arch`` (guessed from the file name when None) and load the Keras weights at ``path``; eval mode.
+
+    Registered classifiers load by name through :func:`chromaflow.core.registry.load`.
+    """
     return load_keras_weights(build(arch or arch_for_file(path)), path)
-
-
-REGISTRY_ARCH = {
-    "meso4-df": "meso4",
-    "meso4-f2f": "meso4",
-    "mesoinception-df": "mesoinception4",
-    "mesoinception-f2f": "mesoinception4",
-}
-
-
-def load_named(name: str) -> nn.Module:
-    """Load a MesoNet classifier by registry name (``meso4-df``, ``meso4-f2f``, ``mesoinception-df``, ...)."""
-    if name not in REGISTRY_ARCH:
-        raise ModelError(f"unknown MesoNet classifier {name!r}: use one of {', '.join(REGISTRY_ARCH)}")
-    from chromaflow.core import registry
-
-    return load_meso(REGISTRY_ARCH[name], registry.weights_path(name))

@@ -16,17 +16,20 @@ with a fixed 1x1 projection (``model_out``); SIGGRAPH17 is a U-Net with a tanh r
 """
 
 from collections.abc import Mapping
+from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 
 from chromaflow.core.errors import ModelError
+from chromaflow.core.weights_io import load_state_dict
 
 L_CENTRE = 50.0
 L_SCALE = 100.0
 AB_SCALE = 110.0
 ECCV16_BINS = 313
 SIGGRAPH17_CLASSES = 529
+DEFAULT_WIDTH = 64  # the published nets' width
 
 
 def _conv(c_in: int, c_out: int, stride: int = 1, dilation: int = 1) -> nn.Conv2d:
@@ -69,7 +72,7 @@ class ECCV16(nn.Module):
     accepts_hints = False
     output_stride = 4
 
-    def __init__(self, width: int = 64) -> None:
+    def __init__(self, width: int = DEFAULT_WIDTH) -> None:
         super().__init__()
         w = width
         self.model1 = _stage(1, w, 2, last_stride=2)
@@ -105,7 +108,7 @@ class SIGGRAPH17(nn.Module):
     accepts_hints = True
     output_stride = 1
 
-    def __init__(self, width: int = 64, classes: int = SIGGRAPH17_CLASSES) -> None:
+    def __init__(self, width: int = DEFAULT_WIDTH, classes: int = SIGGRAPH17_CLASSES) -> None:
         super().__init__()
         w = width
         # Encoder (downsampling between stages is a stride-2 pick, done in forward).
@@ -175,12 +178,19 @@ def load_zhang_state(net: nn.Module, state_dict: Mapping[str, Tensor]) -> nn.Mod
     return net
 
 
-def build_zhang(arch: str, state_dict: Mapping[str, Tensor] | None = None) -> nn.Module:
-    """An ECCV16 or SIGGRAPH17 net in eval mode, sized to and loaded from ``state_dict`` when given."""
+def build_zhang(
+    arch: str, state_dict: Mapping[str, Tensor] | None = None, *, width: int = DEFAULT_WIDTH
+) -> nn.Module:
+    """An ECCV16 or SIGGRAPH17 net in eval mode, sized to and loaded from ``state_dict`` when given (else of
+    ``width``)."""
     if arch not in ARCHITECTURES:
         raise ModelError(f"unknown Zhang architecture {arch!r}: use one of {', '.join(ARCHITECTURES)}")
-    width = width_of(state_dict) if state_dict is not None else 64
-    net = ARCHITECTURES[arch](width=width)
+    net = ARCHITECTURES[arch](width=width_of(state_dict) if state_dict is not None else width)
     if state_dict is not None:
         load_zhang_state(net, state_dict)
     return net.eval()
+
+
+def load_zhang(arch: str, path: str | Path) -> nn.Module:
+    """An ECCV16 or SIGGRAPH17 net in eval mode from a state_dict file (tensors only, never unpickled code)."""
+    return build_zhang(arch, load_state_dict(path))

@@ -1,0 +1,163 @@
+"""How each architecture is made: fresh (to train) or filled from its weight file (to run).
+
+Every entry of the model registry carries one of these builders, as torchvision's weights carry their model
+builder, so :func:`chromaflow.core.registry.load` is the one dispatch from a model name (or a weight file and an
+architecture name) to a ready net.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Literal
+
+from torch import nn
+
+from chromaflow.core.errors import UsageError
+from chromaflow.core.nets import base, blazeface, mesonet, zhang
+from chromaflow.core.weights_io import checkpoint_info
+
+NetKind = Literal["colorizer", "classifier", "detector"]
+FileFormat = Literal["state_dict", "keras-h5"]
+
+
+@dataclass(frozen=True)
+class Builder:
+    """One architecture: what it takes, what its weight file is, and how to make it.
+
+    ``new(width)`` makes a freshly initialised net in training mode (``width``: its channel width, None for the
+    architecture's default); ``from_file(path)`` makes one in eval mode filled from a weight file of
+    ``file_format``, read safely (``torch.load(weights_only=True)`` for state_dicts, h5py for Keras files).
+    ``width_option`` says whether ``chromaflow train --width`` sets the width (the Zhang nets keep their
+    published width).
+    """
+
+    arch: str
+    kind: NetKind
+    input_size: int
+    inputs: str
+    file_format: FileFormat
+    width_option: bool
+    new: Callable[[int | None], nn.Module]
+    from_file: Callable[[Path], nn.Module]
+
+    def build(self, width: int | None = None) -> nn.Module:
+        """A freshly initialised net (training mode)."""
+        return self.new(width)
+
+    def load(self, path: str | Path) -> nn.Module:
+        """A net filled from the weight file at ``path`` (eval mode)."""
+        return self.from_file(Path(path))
+
+
+def _new_base(width: int | None) -> nn.Module:
+    return base.build_base(base.DEFAULT_WIDTH if width is None else width)
+
+
+def _new_zhang(arch: str, width: int | None) -> nn.Module:
+    return zhang.build_zhang(arch, width=zhang.DEFAULT_WIDTH if width is None else width).train()
+
+
+def _new_meso(arch: str, width: int | None) -> nn.Module:
+    _fixed_size(arch, width)
+    return mesonet.build(arch)
+
+
+def _new_blazeface(width: int | None) -> nn.Module:
+    _fixed_size("blazeface", width)
+    return blazeface.BlazeFace()
+
+
+def _fixed_size(arch: str, width: int | None) -> None:
+    if width is not None:
+        raise UsageError(f"the {arch} architecture has a fixed size; it takes no width")
+
+
+_LAB_INPUTS = (
+    "CIE L* (N, 1, S, S) in [0, 100], ab hints (N, 2, S, S) in ab units, hint mask (N, 1, S, S) in {0, 1}"
+)
+_MESO_INPUTS = "RGB face crops (N, 3, 256, 256), pixels / 255"
+
+
+def _colorizer(
+    arch: str,
+    new: Callable[[int | None], nn.Module],
+    from_file: Callable[[Path], nn.Module],
+    width_option: bool,
+) -> Builder:
+    return Builder(
+        arch=arch,
+        kind="colorizer",
+        input_size=256,
+        inputs=_LAB_INPUTS,
+        file_format="state_dict",
+        width_option=width_option,
+        new=new,
+        from_file=from_file,
+    )
+
+
+def _mesonet(arch: str) -> Builder:
+    return Builder(
+        arch=arch,
+        kind="classifier",
+        input_size=mesonet.INPUT_SIZE,
+        inputs=_MESO_INPUTS,
+        file_format="keras-h5",
+        width_option=False,
+        new=partial(_new_meso, arch),
+        from_file=partial(mesonet.load_meso, arch),
+    )
+
+
+BASE = _colorizer("base", _new_base, base.load_base, width_option=True)
+SIGGRAPH17 = _colorizer(
+    "siggraph17",
+    partial(_new_zhang, "siggraph17"),
+    partial(zhang.load_zhang, "siggraph17"),
+    width_option=False,
+)
+ECCV16 = _colorizer(
+    "eccv16", partial(_new_zhang, "eccv16"), partial(zhang.load_zhang, "eccv16"), width_option=False
+)
+MESO4 = _mesonet("meso4")
+MESOINCEPTION4 = _mesonet("mesoinception4")
+BLAZEFACE = Builder(
+    arch="blazeface",
+    kind="detector",
+    input_size=blazeface.INPUT_SIZE,
+    inputs="RGB (N, 3, 128, 128), pixels / 127.5 - 1",
+    file_format="state_dict",
+    width_option=False,
+    new=_new_blazeface,
+    from_file=blazeface.load_net,
+)
+
+BUILDERS: dict[str, Builder] = {
+    b.arch: b for b in (BASE, SIGGRAPH17, ECCV16, MESO4, MESOINCEPTION4, BLAZEFACE)
+}
+
+
+def archs(kind: NetKind | None = None) -> tuple[str, ...]:
+    """The architecture names (of ``kind``, when given)."""
+    return tuple(a for a, b in BUILDERS.items() if kind is None or b.kind == kind)
+
+
+def builder_for(arch: str, kind: NetKind | None = None) -> Builder:
+    """The builder of architecture ``arch``; a :class:`UsageError` listing the choices when there is none (of
+    ``kind``)."""
+    builder = BUILDERS.get(arch.strip().lower())
+    if builder is None or (kind is not None and builder.kind != kind):
+        raise UsageError(
+            f"unknown {kind or 'model'} architecture {arch!r}: use one of {', '.join(archs(kind))}"
+        )
+    return builder
+
+
+def arch_of_file(path: Path) -> str | None:
+    """The architecture a state_dict checkpoint records under its ``arch`` entry, if any (Keras files record
+    none)."""
+    if path.suffix.lower() == ".h5":
+        return None
+    arch = checkpoint_info(path).get("arch")
+    return arch if isinstance(arch, str) else None

@@ -1,0 +1,36 @@
+"""The options of one training run (all of them are stored in its checkpoint)."""
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from chromaflow.core.nets.builders import archs
+
+ARCHS = archs("colorizer")  # the architectures `chromaflow train colorizer --arch` accepts
+
+
+@dataclass
+class TrainConfig:
+    """Options of one training run (all of them are stored in the checkpoint)."""
+
+    arch: str = "base"
+    width: int = 24  # base only
+    size: int = 128
+    steps: int = 1000
+    batch: int = 12
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    gan: bool = False
+    gan_start: int = 0  # 0: half of the steps
+    critic_warmup: int = 0  # 0: a tenth of the steps
+    gan_weight: float = 0.01
+    hints: bool = True
+    hint_free_fraction: float = 0.5
+    huber_weight: float = 1.0
+    rebalance: float = 0.0  # 0: off; else Zhang et al.'s lambda (0.5): rare colours weigh more in the CE
+    seed: int = 0
+    val_every: int = 250
+    val_fraction: float = 0.05
+    checkpoint_every: int = 250
+    max_side: int = 512
+    init: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
