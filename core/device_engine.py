@@ -312,7 +312,7 @@ def device_engine_for(
         if engine == "device":
             raise UsageError(f"the device engine cannot run this: {why_not}")
         return None
-    assert isinstance(colorizer, Colorizer)
+    assert isinstance(colorizer, Colorizer) and not isinstance(hints, Mapping)
     if engine == "auto" and colorizer.placement.device.type != "cuda":
         return None
     return DeviceColorizer(colorizer, options.get("params"), tuple(hints or ()))

@@ -55,6 +55,8 @@ def write_clip(
     opts = {"strict": "-1"} if fmt else {}
     with av.open(path, "w", format=fmt, container_options=opts) as out:
         stream = out.add_stream(codec, rate=fps, options=dict(codec_options or {}))
+        if not isinstance(stream, av.VideoStream):
+            raise ValueError(f"{codec!r} is not a video encoder")
         stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
         tb = time_base or Fraction(1, fps)
         stream.codec_context.time_base = tb

@@ -17,7 +17,7 @@ def _version(module: str) -> str | None:
     except Exception:
         return None
     if module == "vapoursynth":
-        return f"R{mod.core.core_version.release_major}"  # type: ignore[attr-defined]
+        return f"R{mod.core.core_version.release_major}"
     return str(getattr(mod, "__version__", "unknown"))
 
 

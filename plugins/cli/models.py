@@ -2,6 +2,7 @@
 
 import argparse
 import json
+from typing import Any
 
 from chromaflow.core import registry
 from chromaflow.core.errors import ModelError, UsageError
@@ -12,7 +13,7 @@ def _size(path_exists: bool, nbytes: int) -> str:
 
 
 def run_list(args: argparse.Namespace) -> int:
-    rows = []
+    rows: list[dict[str, Any]] = []  # one JSON object per model
     for name in registry.names():
         spec = registry.get_spec(name)
         path = registry.cached_path(name)
