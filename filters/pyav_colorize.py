@@ -31,6 +31,7 @@ from torch import nn
 
 from chromaflow.core.colorizer import Colorizer, ycbcr_chroma, ycbcr_lightness
 from chromaflow.core.colour import YCbCrFormat
+from chromaflow.core.colour.tags import ColourRange
 from chromaflow.core.device_engine import ChromaLayout, DeviceColorizerStream, device_engine_for
 from chromaflow.core.errors import InputError, UsageError
 from chromaflow.core.hints import Hint
@@ -50,7 +51,6 @@ from chromaflow.filters.pyav_frames import (
 from chromaflow.filters.pyav_nodes import FrameNode
 
 DEFAULT_SMOOTH_RADIUS = 2
-_MATRIX_CODE = {"709": 1, "601": 5, "2020": 9}
 
 
 class ColorizeNode(FrameNode):
@@ -189,7 +189,11 @@ class ColorizeNode(FrameNode):
         if not ready:
             return []
         held = [self._held.pop(item.frame_index) for item in ready]
-        l_star = torch.from_numpy(np.stack([h[2] for h in held]))[:, None]
+        lightness = []
+        for _, _, kept in held:
+            assert kept is not None, "frames on the video engine keep their L*"
+            lightness.append(kept)
+        l_star = torch.from_numpy(np.stack(lightness))[:, None]
         ab = torch.from_numpy(np.stack([item.ab for item in ready]))
         codes = ycbcr_chroma(l_star, ab, self._fmt, self._factors, siting_of(held[0][0])).numpy()
         dtype = np.uint8 if (self._fmt.bits or 16) <= 8 else np.uint16
@@ -204,8 +208,8 @@ class ColorizeNode(FrameNode):
         if layout.kind == "gray":
             out = av.VideoFrame(src.width, src.height, planar_yuv_name(layout.bits, self.gray_to))
             copy_props(src, out)
-            out.colorspace = _MATRIX_CODE[matrix_of(src)]
-            out.color_range = 2 if self._fmt.full_range else 1
+            out.colorspace = int(matrix_of(src))  # the matrix its chroma is coded in
+            out.color_range = (ColourRange.FULL if self._fmt.full_range else ColourRange.LIMITED).ffmpeg
             planes_from = [0]
         else:
             out = av.VideoFrame(src.width, src.height, src.format.name)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import av
 import numpy as np
 
+from chromaflow.core.colour.tags import ColourRange
 from chromaflow.core.deepfake import DeepfakeScorer, FrameResult, VideoSummary
 from chromaflow.core.errors import UsageError
 from chromaflow.core.overlay import OverlayStyle, draw_overlay
@@ -25,8 +26,6 @@ from chromaflow.filters.pyav_frames import (
     to_planar,
 )
 from chromaflow.filters.pyav_nodes import BatchNode
-
-_MATRIX_CODE = {"709": 1, "601": 5, "2020": 9}
 
 
 @dataclass(frozen=True)
@@ -120,8 +119,8 @@ def overlay_base(frame: av.VideoFrame) -> av.VideoFrame:
         return planar
     out = av.VideoFrame(frame.width, frame.height, planar_yuv_name(layout.bits, "420"))
     copy_props(planar, out)
-    out.colorspace = _MATRIX_CODE[matrix_of(planar)]
-    out.color_range = 2 if is_full_range(planar, layout) else 1
+    out.colorspace = int(matrix_of(planar))
+    out.color_range = _range_code(is_full_range(planar, layout))
     plane_view(out, 0)[:] = plane_view(planar, 0)
     for index in (1, 2):
         plane_view(out, index)[:] = 1 << (layout.bits - 1)
@@ -136,15 +135,15 @@ def merge_edit(frame: av.VideoFrame, drawn: np.ndarray, changed: np.ndarray) -> 
     planar, layout = to_planar(frame)
     full = is_full_range(planar, layout)
     target = planar_yuv_name(layout.bits, "420") if layout.kind == "gray" else layout.name
-    space = _MATRIX_CODE[matrix_of(planar)]
+    matrix = matrix_of(planar)
     edited = av.VideoFrame.from_ndarray(drawn, format="rgb24").reformat(
-        format=target, dst_colorspace=space, dst_color_range=2 if full else 1
+        format=target, dst_colorspace=int(matrix.canonical), dst_color_range=_range_code(full)
     )
     out = av.VideoFrame(frame.width, frame.height, target)
     copy_props(planar, out)
     if layout.kind == "gray":
-        out.colorspace = space
-        out.color_range = 2 if full else 1
+        out.colorspace = int(matrix)
+        out.color_range = _range_code(full)
     _merge_plane(out, planar, edited, 0, changed)
     sub = _chroma_mask(changed, layout if layout.kind == "yuv" else None)
     for index in (1, 2):
@@ -155,6 +154,11 @@ def merge_edit(frame: av.VideoFrame, drawn: np.ndarray, changed: np.ndarray) -> 
     if len(out.planes) > 3:
         plane_view(out, 3)[:] = plane_view(planar, 3)
     return out
+
+
+def _range_code(full: bool) -> int:
+    """FFmpeg's ``color_range`` code of a range."""
+    return (ColourRange.FULL if full else ColourRange.LIMITED).ffmpeg
 
 
 def _merge_plane(

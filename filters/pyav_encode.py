@@ -36,7 +36,8 @@ from dataclasses import dataclass, field
 import av
 from av.video.reformatter import ColorRange
 
-from chromaflow.core.errors import DeviceError, UsageError
+from chromaflow.core.colour.tags import ColourRange, Matrix
+from chromaflow.core.errors import DeviceError, InputError, UsageError
 from chromaflow.filters.pyav_frames import is_full_range, layout_of, matrix_of
 from chromaflow.filters.pyav_hwenc import (
     HARDWARE_ENCODERS,
@@ -372,18 +373,20 @@ def fit_odd_size(codec: str, pix_fmt: str, width: int, height: int, requested: s
     return pix_fmt
 
 
-def apply_colour_tags(ctx: av.codec.context.CodecContext, frame: av.VideoFrame, pix_fmt: str) -> None:
+def apply_colour_tags(ctx: av.VideoCodecContext, frame: av.VideoFrame, pix_fmt: str) -> None:
     """Copy primaries, transfer, matrix and range from the first frame to the encoder (Y'CbCr outputs)."""
     if _family(pix_fmt) in ("yuv", "gray"):
         for attr in ("color_primaries", "color_trc", "colorspace"):
             value = int(getattr(frame, attr))
-            if value not in (0, 2):  # reserved / unspecified
+            # 2: unspecified; 0: reserved (primaries, transfer) or RGB (matrix), neither a Y'CbCr output's
+            if value not in (0, Matrix.UNSPECIFIED):
                 setattr(ctx, attr, value)
         lay = layout_of(pix_fmt)
-        if int(frame.color_range) in (1, 2) and not lay.full_range_name:
-            ctx.color_range = int(frame.color_range)
-        elif lay.full_range_name:
-            ctx.color_range = int(ColorRange.JPEG)
+        tagged = ColourRange.from_ffmpeg(int(frame.color_range))
+        if lay.full_range_name:
+            ctx.color_range = ColourRange.FULL.ffmpeg
+        elif tagged is not None:
+            ctx.color_range = tagged.ffmpeg
 
 
 def convert_for_encoder(frame: av.VideoFrame, pix_fmt: str) -> av.VideoFrame:
@@ -397,7 +400,12 @@ def convert_for_encoder(frame: av.VideoFrame, pix_fmt: str) -> av.VideoFrame:
         dst_range = ColorRange.JPEG
     else:
         dst_range = ColorRange.MPEG
-    space = {"709": 1, "601": 5, "2020": 9}[matrix_of(frame)]
+    try:
+        space: int | None = int(matrix_of(frame).canonical)  # swscale names BT.601 once, as 5
+    except InputError:
+        if frame.format.is_rgb or av.VideoFormat(pix_fmt).is_rgb:
+            raise
+        space = None  # Y'CbCr to Y'CbCr: swscale applies no matrix, so one chromaflow cannot decode may pass
     out = frame.reformat(
         format=pix_fmt,
         src_colorspace=space,

@@ -13,19 +13,24 @@ import numpy as np
 from av.video.reformatter import ColorRange
 
 from chromaflow.core.colour import Siting, YCbCrFormat
+from chromaflow.core.colour.tags import (
+    UNTAGGED_CHROMA_LOCATION,
+    ChromaLocation,
+    ColourRange,
+    Family,
+    Matrix,
+    UnsupportedMatrixError,
+    resolve_matrix,
+    untagged_matrix,
+    untagged_range,
+)
 from chromaflow.core.errors import InputError
 
-# FFmpeg/H.273 codes (AVColorSpace) mapped to the core's matrix names.
-_MATRIX_BY_COLORSPACE = {1: "709", 5: "601", 6: "601", 7: "601", 9: "2020", 10: "2020"}
-# AVChromaLocation codes mapped to the core's siting names (0 = unspecified -> MPEG-2 "left").
-_SITING_BY_LOCATION: dict[int, Siting] = {
-    1: "left",
-    2: "center",
-    3: "topleft",
-    4: "top",
-    5: "bottomleft",
-    6: "bottom",
-}
+# What to do about a refused matrix, in FFmpeg's words (FFmpeg's colorspace codes are H.273's).
+_RETAG = (
+    "convert it first (ffmpeg -vf colorspace=all=bt709, or zscale=matrix=709) or, if the tag is wrong, retag it "
+    "(ffmpeg -vf setparams=colorspace=bt709)"
+)
 _PLANAR_YUV = re.compile(r"^yuva?j?(4[0-4][0-4]|41[01])p(\d+)?(le|be)?$")
 _GRAY = re.compile(r"^gray(\d+)?(le|be)?$")
 
@@ -99,29 +104,41 @@ def plane_view(frame: av.VideoFrame, index: int) -> np.ndarray:
     return flat.reshape(plane.height, plane.line_size // itemsize)[:, : plane.width]
 
 
+def family_of(frame: av.VideoFrame, layout: PlaneLayout | None = None) -> Family:
+    """The kind of samples a frame holds, as the colour-tag model names it."""
+    if frame.format.is_rgb:
+        return "rgb"
+    return "gray" if (layout or layout_of(frame.format)).kind == "gray" else "yuv"
+
+
 def is_full_range(frame: av.VideoFrame, layout: PlaneLayout) -> bool:
-    """Full ("JPEG", PC) range when tagged so, for yuvj formats, and for untagged gray (FFmpeg's convention)."""
-    if frame.color_range == ColorRange.JPEG or layout.full_range_name:
+    """Full range when tagged so or for yuvj formats (full by definition); untagged: the colour-tag rule."""
+    if layout.full_range_name:
         return True
-    if frame.color_range == ColorRange.MPEG:
-        return False
-    return layout.kind == "gray"
+    tagged = ColourRange.from_ffmpeg(int(frame.color_range))
+    rng = untagged_range(family_of(frame, layout)) if tagged is None else tagged
+    return rng == ColourRange.FULL
 
 
-def matrix_of(frame: av.VideoFrame) -> str:
-    """Y'CbCr matrix from the frame's tag; untagged frames are guessed like players do (HD -> 709, SD -> 601)."""
-    guessed = "709" if frame.height >= 720 else "601"
-    return _MATRIX_BY_COLORSPACE.get(int(frame.colorspace), guessed)
+def matrix_of(frame: av.VideoFrame) -> Matrix:
+    """The frame's matrix through the colour-tag model: its tag, or the untagged rule (an RGB frame, which has
+    none, gets the rule's: the matrix it is coded in as Y'CbCr). A refused matrix is an :class:`InputError`."""
+    try:
+        matrix = resolve_matrix(int(frame.colorspace), family_of(frame), frame.width, frame.height)
+    except UnsupportedMatrixError as err:
+        raise InputError(f"a frame has {err.explain('colorspace', _RETAG)}") from err
+    return untagged_matrix(frame.width, frame.height) if matrix == Matrix.RGB else matrix
 
 
 def ycbcr_format_of(frame: av.VideoFrame, layout: PlaneLayout | None = None) -> YCbCrFormat:
     """The core's description of how ``frame``'s samples are coded."""
     layout = layout or layout_of(frame.format)
-    return YCbCrFormat(matrix=matrix_of(frame), full_range=is_full_range(frame, layout), bits=layout.bits)  # type: ignore[arg-type]
+    return YCbCrFormat(matrix_of(frame).coefficients, is_full_range(frame, layout), layout.bits)
 
 
 def siting_of(frame: av.VideoFrame) -> Siting:
-    return _SITING_BY_LOCATION.get(int(frame.chroma_location), "left")
+    location = ChromaLocation.from_ffmpeg(int(frame.chroma_location))
+    return (UNTAGGED_CHROMA_LOCATION if location is None else location).siting
 
 
 def copy_props(src: av.VideoFrame, dst: av.VideoFrame) -> av.VideoFrame:
@@ -146,11 +163,13 @@ def to_planar(frame: av.VideoFrame) -> tuple[av.VideoFrame, PlaneLayout]:
     target = unpacked_format(layout)
     try:
         if frame.format.is_rgb:
-            # RGB has no luma to keep: code it as full-range Y'CbCr with the matrix its tags (or size) suggest.
-            space = _swscale_space(frame)
-            out = frame.reformat(format=target, dst_colorspace=space, dst_color_range=ColorRange.JPEG)
+            # RGB has no luma to keep: code it as full-range Y'CbCr with the matrix the untagged rule gives.
+            matrix = matrix_of(frame)
+            out = frame.reformat(
+                format=target, dst_colorspace=int(matrix.canonical), dst_color_range=ColorRange.JPEG
+            )
             copy_props(frame, out)
-            out.colorspace, out.color_range = space, ColorRange.JPEG
+            out.colorspace, out.color_range = int(matrix), ColourRange.FULL.ffmpeg
             return out, layout_of(target)
         rng = frame.color_range or None
         out = frame.reformat(format=target, src_color_range=rng, dst_color_range=rng)
@@ -160,14 +179,22 @@ def to_planar(frame: av.VideoFrame) -> tuple[av.VideoFrame, PlaneLayout]:
 
 
 def rgb24_of(frame: av.VideoFrame) -> np.ndarray:
-    """``(H, W, 3)`` uint8 sRGB of a frame, honouring its matrix and range tags."""
+    """``(H, W, 3)`` uint8 sRGB of a frame, honouring its matrix and range tags (through the colour-tag model)."""
     layout = layout_of(frame.format)
     if layout.kind == "other" and frame.format.is_rgb:
         return frame.to_ndarray(format="rgb24")
-    rng = ColorRange.JPEG if is_full_range(frame, layout) else ColorRange.MPEG
-    rgb = frame.reformat(format="rgb24", src_colorspace=_swscale_space(frame), src_color_range=rng)
+    full = is_full_range(frame, layout)
+    matrix = matrix_of(frame)  # refuses what the colour-tag model refuses, gray frames included
+    if layout.kind == "gray" and not full:
+        return _limited_gray_rgb24(frame, layout)
+    rng = ColorRange.JPEG if full else ColorRange.MPEG
+    rgb = frame.reformat(format="rgb24", src_colorspace=int(matrix.canonical), src_color_range=rng)
     return rgb.to_ndarray()
 
 
-def _swscale_space(frame: av.VideoFrame) -> int:
-    return {"709": 1, "601": 5, "2020": 9}[matrix_of(frame)]
+def _limited_gray_rgb24(frame: av.VideoFrame, layout: PlaneLayout) -> np.ndarray:
+    """R' = G' = B' = E'Y of limited-range gray (FFmpeg's swscale takes every gray format as full range)."""
+    step = float(1 << (layout.bits - 8))
+    unit = (plane_view(frame, 0).astype(np.float32) - 16.0 * step) / (219.0 * step)
+    gray = np.clip(np.rint(unit * 255.0), 0, 255).astype(np.uint8)
+    return np.repeat(gray[:, :, None], 3, axis=2)

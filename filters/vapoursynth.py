@@ -29,6 +29,7 @@ from torch import Tensor, nn
 
 from chromaflow.core.colorizer import Colorizer, join_in_gamut, ycbcr_chroma, ycbcr_lightness
 from chromaflow.core.colour import (
+    ChromaLocation,
     downsample_chroma,
     lightness,
     rgb_to_ycbcr,
@@ -254,11 +255,6 @@ class _ColorizeRenderer:
             return fout
 
 
-def gray_lightness(unit: Tensor) -> Tensor:
-    """CIE L* ``(1, H, W)`` of the gray picture R' = G' = B' = E'Y (``unit``: E'Y ``(1, H, W)``, nominally [0, 1])."""
-    return lightness(unit.clamp(0.0, 1.0).expand(3, -1, -1))
-
-
 def _write_info(props: Any, info: Mapping[str, Any]) -> None:
     props[PROP_PREFIX + "KeyframeDistance"] = int(info["keyframe_distance"])
     props[PROP_PREFIX + "TransferConfidence"] = float(info["confidence"])
@@ -269,7 +265,7 @@ def _write_info(props: Any, info: Mapping[str, Any]) -> None:
 def _gray_output_description(desc: ColourDescription, out: vs.VideoFormat) -> ColourDescription:
     """A GRAY clip's description applied to its colour output (chroma sited left, the MPEG-2 default)."""
     full = desc.full_range or out.sample_type == vs.FLOAT
-    return ColourDescription(desc.matrix, desc.transfer, desc.primaries, full, 0)
+    return ColourDescription(desc.matrix, desc.transfer, desc.primaries, full, ChromaLocation.LEFT)
 
 
 # ------------------------------------------------------------------------------------------------ references
@@ -512,21 +508,23 @@ def transfer(
 
 
 def _rgb24_clip(clip: vs.VideoNode, layout: ClipLayout, func: str) -> vs.VideoNode:
-    """The clip as RGB24, converted by ``core.resize`` (zimg, in VapourSynth's threads) with the defaults of
-    :func:`describe` where a frame's properties are missing; each frame's description is checked first, so an
-    unsupported ``_Matrix`` gives chromaflow's error."""
+    """The clip as RGB24, converted by ``core.resize`` (zimg, in VapourSynth's threads) from each frame's colour
+    description as :func:`describe` decides it (an unsupported ``_Matrix`` gives chromaflow's error).
+
+    The description is written onto the frames ``core.resize`` reads and no ``*_in`` argument is passed: arguments
+    would override the frames' own properties (``prefer_props`` is false by default), so a clip tagged full range
+    or BT.601 at HD size would be decoded as the untagged rule's limited BT.709.
+    """
     if layout.family == vs.RGB and layout.bits == 8 and not layout.is_float:
         return clip
 
-    def checked(n: int, f: vs.VideoFrame) -> vs.VideoFrame:
-        describe(f.props, layout, func, n)
-        return f
+    def described(n: int, f: vs.VideoFrame) -> vs.VideoFrame:
+        desc = describe(f.props, layout, func, n)
+        fout = f.copy()
+        desc.write(fout.props, layout.family)
+        return fout
 
-    full = layout.is_float or layout.family == vs.RGB
-    options: dict[str, Any] = {"range_in": 1 if full else 0}
-    if layout.family == vs.YUV:
-        options.update(matrix_in=1 if layout.is_hd else 6, chromaloc_in=0)
-    return core.resize.Bicubic(core.std.ModifyFrame(clip, clip, checked), format=vs.RGB24, **options)
+    return core.resize.Bicubic(core.std.ModifyFrame(clip, clip, described), format=vs.RGB24)
 
 
 def _interleaved(frame: vs.VideoFrame) -> np.ndarray:

@@ -1,17 +1,20 @@
 """VapourSynth clip formats and colour-description frame properties, as the engine understands them.
 
-Frame properties read (VapourSynth's reserved names, ITU-T H.273 code values) and the defaults used when a property
-is missing or says "unspecified" (2):
+Frame properties read (VapourSynth's reserved names, ITU-T H.273 code values), decided by the one colour-tag model
+every host goes through (:mod:`chromaflow.core.colour.tags`: the rule for missing or "unspecified" values, and the
+list of refused matrices, with the reasons):
 
-- ``_Matrix``: 1 (BT.709), 5/6 (BT.601), 9 (BT.2020 non-constant luminance). Default: 709 for HD frames (wider
-  than 1024 or taller than 576), else 601 (written as 6, SMPTE 170M). Other matrices are refused.
-- ``_Range`` (VapourSynth R81+, ITU-T H.273 numbering: 0 = limited, 1 = full) or, on older cores, the
-  deprecated ``_ColorRange`` (0 = full, 1 = limited); the output gets the one its core uses. Default: limited for
-  integer YUV and GRAY, full for RGB and for float samples.
-- ``_ChromaLocation``: 0 left (default, the MPEG-2/H.264 siting), 1 center, 2 top-left, 3 top, 4 bottom-left,
-  5 bottom.
-- ``_Transfer`` / ``_Primaries``: passed through when given; defaults follow the matrix (709: 1/1; 601: 6/6, or
-  6/5 with matrix 5; 2020: 14/9) and, for RGB, sRGB (13) with BT.709 primaries.
+- ``_Matrix``: 1 (BT.709), 5/6 (BT.601), 9 (BT.2020 non-constant luminance); missing: 709 for frames wider than
+  1024 or taller than 576, else 601 (written as 6, SMPTE 170M). Other matrices are refused (GRAY tagged 0, as
+  ``ShufflePlanes`` of an RGB clip leaves it, counts as missing).
+- ``_Range`` (VapourSynth R81+, H.273 numbering: 0 = limited, 1 = full) or, on older cores, the deprecated
+  ``_ColorRange`` (0 = full, 1 = limited); the output gets the one its core uses. Missing: limited for integer
+  YUV and GRAY, full for RGB and for float samples.
+- ``_ChromaLocation``: 0 left (default), 1 center, 2 top-left, 3 top, 4 bottom-left, 5 bottom.
+- ``_Transfer`` / ``_Primaries``: passed through when H.273 defines the code; defaults follow the matrix and, for
+  RGB, sRGB (13) with BT.709 primaries.
+
+For range, siting, transfer and primaries, a value H.273 does not define counts as missing.
 
 The output carries the description that was used, so a later ``core.resize`` converts it correctly.
 """
@@ -21,26 +24,24 @@ from typing import Any
 
 import vapoursynth as vs
 
-from chromaflow.core.colour import Siting, YCbCrFormat
+from chromaflow.core.colour import YCbCrFormat
+from chromaflow.core.colour.tags import (
+    ColourRange,
+    ColourTags,
+    Family,
+    Matrix,
+    UnsupportedMatrixError,
+    coding_matrix,
+    resolve_tags,
+)
 
-_MATRIX_NAMES = {1: "709", 5: "601", 6: "601", 9: "2020"}
-_MATRIX_LABELS = {
-    0: "RGB",
-    4: "FCC",
-    7: "SMPTE 240M",
-    8: "YCgCo",
-    10: "BT.2020 constant luminance",
-    12: "chromaticity-derived NCL",
-    13: "chromaticity-derived CL",
-    14: "ICtCp",
-}
-_DEFAULT_TRANSFER_PRIMARIES = {1: (1, 1), 5: (6, 5), 6: (6, 6), 9: (14, 9)}
-_SITINGS: dict[int, Siting] = {0: "left", 1: "center", 2: "topleft", 3: "top", 4: "bottomleft", 5: "bottom"}
-UNSPECIFIED = 2
 # R81 replaced _ColorRange (0 = full) with _Range (H.273: 1 = full) and aliases the old name to the new one.
 HAS_RANGE_PROP = vs.core.core_version.release_major >= 81
-RGB_TRANSFER_DEFAULT = 13  # IEC 61966-2-1 (sRGB): what the colour nets assume for R'G'B'
-RGB_PRIMARIES_DEFAULT = 1
+_FAMILIES: dict[int, Family] = {vs.GRAY: "gray", vs.YUV: "yuv", vs.RGB: "rgb"}
+_RETAG = (
+    "convert with core.resize.Bicubic(clip, matrix_s='709', matrix_in_s=...) or, if the property is wrong, "
+    "retag the clip with core.std.SetFrameProps(clip, _Matrix=1)"
+)
 
 
 @dataclass(frozen=True)
@@ -63,10 +64,6 @@ class ClipLayout:
     @property
     def peak(self) -> int:
         return (1 << self.bits) - 1
-
-    @property
-    def is_hd(self) -> bool:
-        return self.width > 1024 or self.height > 576
 
 
 def check_clip(clip: Any, func: str) -> ClipLayout:
@@ -114,72 +111,50 @@ def _prop_int(props: Any, *names: str) -> int | None:
 
 
 @dataclass(frozen=True)
-class ColourDescription:
-    """The colour description of one frame, after defaults."""
-
-    matrix: int
-    transfer: int
-    primaries: int
-    full_range: bool
-    chroma_location: int
-
-    @property
-    def siting(self) -> Siting:
-        return _SITINGS[self.chroma_location]
+class ColourDescription(ColourTags):
+    """The colour description of one frame, after the untagged rule (:func:`describe`)."""
 
     def ycbcr(self, layout: ClipLayout) -> YCbCrFormat:
-        """How the frame's Y'CbCr (or gray) samples are coded."""
-        name = _MATRIX_NAMES.get(self.matrix, "709")
-        bits = None if layout.is_float else layout.bits
-        return YCbCrFormat(name, self.full_range, bits)  # type: ignore[arg-type]
+        """How the frame's Y'CbCr (or gray) samples are coded (RGB: how its colour would be coded as Y'CbCr)."""
+        matrix = coding_matrix(self.matrix, layout.width, layout.height)
+        return YCbCrFormat(matrix.coefficients, self.full_range, None if layout.is_float else layout.bits)
 
     def write(self, props: Any, family: int) -> None:
         """Set this description on an output frame of colour family ``family``."""
-        props["_Matrix"] = 0 if family == vs.RGB else self.matrix
-        props["_Transfer"] = self.transfer
-        props["_Primaries"] = self.primaries
-        full = family == vs.RGB or self.full_range
+        props["_Matrix"] = int(Matrix.RGB if family == vs.RGB else self.matrix)
+        props["_Transfer"] = int(self.transfer)
+        props["_Primaries"] = int(self.primaries)
+        rng = ColourRange.FULL if family == vs.RGB else self.range
         if HAS_RANGE_PROP:
-            props["_Range"] = 1 if full else 0
+            props["_Range"] = int(rng)
         else:
-            props["_ColorRange"] = 0 if full else 1
+            props["_ColorRange"] = rng.vs_legacy
         if family == vs.YUV:
-            props["_ChromaLocation"] = self.chroma_location
+            props["_ChromaLocation"] = int(self.chroma_location)
         elif "_ChromaLocation" in props:
             del props["_ChromaLocation"]
 
 
 def describe(props: Any, layout: ClipLayout, func: str, n: int) -> ColourDescription:
-    """Read a frame's colour description (see the module docstring for the defaults)."""
+    """Read a frame's colour description through the colour-tag model (see the module docstring)."""
     if HAS_RANGE_PROP:
-        rng = _prop_int(props, "_Range")
-        full_flag = None if rng not in (0, 1) else rng == 1
+        rng = ColourRange.from_code(_prop_int(props, "_Range"))
     else:
-        rng = _prop_int(props, "_ColorRange")
-        full_flag = None if rng not in (0, 1) else rng == 0
-    full = (layout.is_float or layout.family == vs.RGB) if full_flag is None else full_flag
-    location = _prop_int(props, "_ChromaLocation")
-    location = location if location in _SITINGS else 0
-    transfer = _prop_int(props, "_Transfer")
-    primaries = _prop_int(props, "_Primaries")
-    if layout.family == vs.RGB:
-        matrix = 0
-        default_tp = (RGB_TRANSFER_DEFAULT, RGB_PRIMARIES_DEFAULT)
-    else:
-        matrix = _prop_int(props, "_Matrix")
-        if matrix is None or matrix == UNSPECIFIED:
-            matrix = 1 if layout.is_hd else 6
-        if matrix not in _MATRIX_NAMES:
-            label = _MATRIX_LABELS.get(matrix, "unknown")
-            raise vs.Error(
-                f"chromaflow.{func}: frame {n} has _Matrix={matrix} ({label}), which chromaflow cannot decode; "
-                "use BT.601, BT.709 or BT.2020: convert with core.resize.Bicubic(clip, matrix_s='709', "
-                "matrix_in_s=...) or, if the property is wrong, fix it with core.std.SetFrameProps(clip, _Matrix=1)"
-            )
-        default_tp = _DEFAULT_TRANSFER_PRIMARIES[matrix]
-    if transfer in (None, UNSPECIFIED, 0):
-        transfer = default_tp[0]
-    if primaries in (None, UNSPECIFIED, 0):
-        primaries = default_tp[1]
-    assert transfer is not None and primaries is not None
-    return ColourDescription(matrix, transfer, primaries, full, location)
+        rng = ColourRange.from_vs_legacy(_prop_int(props, "_ColorRange"))
+    try:
+        tags = resolve_tags(
+            _FAMILIES[layout.family],
+            layout.width,
+            layout.height,
+            is_float=layout.is_float,
+            matrix=_prop_int(props, "_Matrix"),
+            transfer=_prop_int(props, "_Transfer"),
+            primaries=_prop_int(props, "_Primaries"),
+            full_range=None if rng is None else rng == ColourRange.FULL,
+            chroma_location=_prop_int(props, "_ChromaLocation"),
+        )
+    except UnsupportedMatrixError as err:
+        raise vs.Error(f"chromaflow.{func}: frame {n} has {err.explain('_Matrix', _RETAG)}") from err
+    return ColourDescription(
+        tags.matrix, tags.transfer, tags.primaries, tags.full_range, tags.chroma_location
+    )

@@ -185,3 +185,46 @@ def test_constant_and_linear_chroma_survive_down_and_up(siting: str) -> None:
 def test_upsample_refuses_wrong_chroma_size() -> None:
     with pytest.raises(InputError, match="chroma planes"):
         colour.upsample_chroma(torch.zeros(4, 4), (9, 9))
+
+
+# Every public name of the module this package replaced (chromaflow/core/colour.py before round 2).
+_PUBLIC_BEFORE = [
+    "D65_WHITE",
+    "LAB_EPSILON",
+    "LAB_KAPPA",
+    "XYZ_TO_LINEAR_RGB",
+    "srgb_to_linear",
+    "linear_to_srgb",
+    "linear_rgb_to_xyz",
+    "xyz_to_linear_rgb",
+    "xyz_to_lab",
+    "lab_to_xyz",
+    "rgb_to_lab",
+    "lab_to_rgb",
+    "lightness",
+    "gray_to_rgb",
+    "Matrix",
+    "YCbCrFormat",
+    "rgb_to_ypbpr_matrix",
+    "rgb_to_ycbcr",
+    "ycbcr_to_rgb",
+    "quantize",
+    "Siting",
+    "upsample_chroma",
+    "downsample_chroma",
+]
+
+
+def test_the_package_keeps_every_public_name() -> None:
+    missing = [name for name in _PUBLIC_BEFORE if not hasattr(colour, name)]
+    assert not missing, f"chromaflow.core.colour lost {missing}"
+    assert set(colour.__all__) <= set(dir(colour))
+
+
+@pytest.mark.parametrize(("code", "name"), [(1, "709"), (5, "601"), (6, "601"), (9, "2020")])
+def test_matrix_names_come_from_the_tags(code: int, name: str) -> None:
+    matrix = colour.Matrix(code)
+    assert matrix.coefficients == name
+    assert YCbCrFormat(matrix.coefficients).matrix == name
+    with pytest.raises(InputError, match=r"matrix=7 \(SMPTE 240M\).*retag"):
+        _ = colour.Matrix(7).coefficients

@@ -189,7 +189,8 @@ def test_gray_becomes_yuv444_of_its_depth(net: BaseColorNet, gray: int, yuv: int
     src = make_clip(gray)
     out = cf.colorize(src, model=net, size=SIZE)
     assert out.format.id == yuv
-    as_yuv = cf.colorize(make_clip(yuv), model=net, size=SIZE)  # same luma plane, chroma ignored
+    # Untagged gray is full range (core/colour/tags.py): the same luma plane as full-range Y'CbCr, chroma ignored.
+    as_yuv = cf.colorize(make_clip(yuv, _Range=1), model=net, size=SIZE)
     for n in (0, 3):
         got, ref = planes(out.get_frame(n)), planes(as_yuv.get_frame(n))
         assert np.array_equal(got[0], np.asarray(src.get_frame(n)[0]))
@@ -208,7 +209,7 @@ def test_gray_out_format_choices(net: BaseColorNet) -> None:
     fr = rgb.get_frame(1)
     assert rgb.format.id == vs.RGB48 and fr.props["_Matrix"] == 0
     out = torch.from_numpy(np.stack(planes(fr)).astype(np.float32) / 65535.0)
-    gray = (torch.from_numpy(np.asarray(src.get_frame(1)[0]).astype(np.float32)) - 16) / 219
+    gray = torch.from_numpy(np.asarray(src.get_frame(1)[0]).astype(np.float32)) / 255  # untagged gray: full range
     # The colour keeps the gray picture's lightness (the colorizer's contract), to 16-bit rounding.
     lstar_in = lightness(gray.clamp(0, 1).expand(3, -1, -1))
     assert (lightness(out) - lstar_in).abs().max() < 0.05
