@@ -1,20 +1,20 @@
 """Deepfake score sidecars: JSONL (one object per frame, then a video summary line) and WebVTT (the score over
-time as subtitle cues). Both write to a temporary file in the target folder and rename it into place on
-``close()``, so a crash or an error never leaves a half-written sidecar.
+time as subtitle cues). Both write under a partial name in the target folder (:mod:`chromaflow.core.partials`)
+and rename it into place on ``close()``, so a crash, an error or a stop signal never leaves a half-written sidecar.
 
 JSONL lines: ``{"frame": n, "time": seconds, "score": float|null, "faces": [{"track": id, "box": [x0, y0, x1, y1],
 "score": s}]}`` ... then ``{"video": {"score": s, "frames": n, "frames_with_faces": m, "model": name, ...}}``.
 """
 
+import contextlib
 import json
 import os
-import tempfile
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, Protocol, Self
 
+from chromaflow.core import partials, stopping
 from chromaflow.core.errors import OutputError
-from chromaflow.core.filemode import set_output_mode
 
 
 class FrameLike(Protocol):
@@ -36,12 +36,14 @@ class _AtomicText:
         folder = self.path.parent
         if not folder.is_dir():
             raise OutputError(f"cannot write {self.path}: folder {folder} does not exist; create it first")
+        self._tmp = partials.partial_file(self.path)
+        partials.track(self._tmp)
         try:
-            fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".part", dir=folder)
-            set_output_mode(fd, tmp)  # mkstemp's 0600 would survive the rename
+            # 0o666 less the umask: the mode a plainly created file gets, kept through the rename
+            fd = os.open(self._tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         except OSError as exc:
+            partials.untrack(self._tmp)
             raise OutputError(f"cannot write in {folder}: {exc}") from exc
-        self._tmp = Path(tmp)
         self._fh: IO[str] | None = os.fdopen(fd, "w", encoding="utf-8", newline="\n")
 
     def write(self, text: str) -> None:
@@ -57,16 +59,24 @@ class _AtomicText:
             fh.flush()
             os.fsync(fh.fileno())
             fh.close()
-            os.replace(self._tmp, self.path)
-        except OSError as exc:
-            self._tmp.unlink(missing_ok=True)
-            raise OutputError(f"cannot write {self.path}: {exc}") from exc
+            stopping.pause_at("commit")
+            with stopping.moving_into_place():
+                os.replace(self._tmp, self.path)
+                partials.untrack(self._tmp)
+        except BaseException as exc:
+            with contextlib.suppress(OSError):
+                fh.close()
+            self.abort()
+            if isinstance(exc, OSError):
+                raise OutputError(f"cannot write {self.path}: {exc}") from exc
+            raise
 
     def abort(self) -> None:
         if self._fh is not None:
             self._fh.close()
             self._fh = None
         self._tmp.unlink(missing_ok=True)
+        partials.untrack(self._tmp)
 
 
 class _SidecarWriter:

@@ -1,14 +1,19 @@
 """Where video comes from and goes to: files, image sequences, y4m on stdin/stdout; atomic output files.
 
-An output is first written under a temporary name in the destination folder and renamed at the end, so a failed
-or interrupted run never leaves a partial file (or a partial image sequence) under the final name.
+An output is first written under a partial name in the destination folder (:mod:`chromaflow.core.partials`) and
+renamed at the end, so a failed or interrupted run never leaves a partial file (or a partial image sequence) under
+the final name. Before anything is written the output is checked against the input (by path, by inode, by the
+files a sequence pattern names: :mod:`chromaflow.core.write_plan`) and its name against the containers FFmpeg
+knows.
 """
 
 import contextlib
+import io
 import os
 import re
-import secrets
+import select
 import shutil
+import stat
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +21,9 @@ from typing import BinaryIO
 
 import av
 
+from chromaflow.core import partials, stopping
 from chromaflow.core.errors import InputError, OutputError, UsageError
+from chromaflow.core.write_plan import WritePlan
 
 STDIO = "-"
 _PATTERN = re.compile(r"%0?\d*d")
@@ -48,7 +55,8 @@ def open_input(
     """Open a file, an image-sequence pattern, ``-`` (y4m on stdin) or a readable binary file object."""
     opts = dict(options or {})
     if isinstance(source, str) and source == STDIO:
-        stream = _PipeReader(stdin if stdin is not None else sys.stdin.buffer)
+        reader = stdin if stdin is not None else sys.stdin.buffer
+        stream = _PipeReader(reader, _waitable_fd(reader))
         return InputSource(
             _open_read(stream, "stdin (y4m)", "yuv4mpegpipe", opts), "stdin (y4m)", is_pipe=True
         )
@@ -76,14 +84,35 @@ def open_input(
 
 class _PipeReader:
     """Hands FFmpeg whatever bytes a pipe has ready instead of blocking until a whole buffer is full,
-    so frames flow as soon as the writer at the other end sends them."""
+    so frames flow as soon as the writer at the other end sends them.
 
-    def __init__(self, stream: BinaryIO) -> None:
+    With ``fd`` (our own stdin), it waits for data in short steps and ends the stream once a stop signal has
+    arrived: a writer that has gone quiet must not keep a stopped run (and its partial output) waiting."""
+
+    def __init__(self, stream: BinaryIO, fd: int | None = None) -> None:
         self._stream = stream
         self._read1 = getattr(stream, "read1", stream.read)
+        self._fd = fd
 
     def read(self, size: int = -1) -> bytes:
+        if self._fd is not None:
+            while not select.select([self._fd], [], [], 0.1)[0]:
+                if stopping.requested():
+                    return b""
         return bytes(self._read1(size if size and size > 0 else 1 << 16))
+
+
+def _waitable_fd(stream: object) -> int | None:
+    """The descriptor behind ``stream`` where it can be waited on (a pipe, FIFO, socket or terminal on POSIX),
+    else None. A wrapper passes it on by offering ``fileno()``."""
+    if os.name != "posix":
+        return None
+    try:
+        fd = int(stream.fileno())  # type: ignore[attr-defined]
+        mode = os.fstat(fd).st_mode
+    except (OSError, ValueError, AttributeError, TypeError, io.UnsupportedOperation):
+        return None
+    return fd if stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or stat.S_ISCHR(mode) else None
 
 
 def _open_read(
@@ -122,18 +151,25 @@ class OutputTarget:
         return "" if self.is_pipe else Path(self.final).suffix.lower()
 
     def commit(self) -> None:
-        """Move the finished output under its final name."""
+        """Move the finished output under its final name (stop signals wait until it is there)."""
         if self.is_pipe:
             return
-        if self.is_sequence:
-            assert self._temp_dir is not None
-            dest = Path(self.final).parent
-            for item in sorted(self._temp_dir.iterdir()):
-                os.replace(item, dest / item.name)
-            self._temp_dir.rmdir()
-            self._temp_dir = None
-            return
-        os.replace(str(self.write_to), self.final)
+        stopping.pause_at("commit")
+        with stopping.moving_into_place():
+            try:
+                if self.is_sequence:
+                    assert self._temp_dir is not None
+                    dest = Path(self.final).parent
+                    for item in sorted(self._temp_dir.iterdir()):
+                        os.replace(item, dest / item.name)
+                    self._temp_dir.rmdir()
+                    partials.untrack(self._temp_dir)
+                    self._temp_dir = None
+                    return
+                os.replace(str(self.write_to), self.final)
+                partials.untrack(str(self.write_to))
+            except OSError as err:
+                raise OutputError(f"cannot put {self.final} in place: {err.strerror or err}") from err
 
     def discard(self) -> None:
         """Remove whatever was written (safe to call more than once)."""
@@ -142,50 +178,69 @@ class OutputTarget:
         if self.is_sequence:
             if self._temp_dir is not None:
                 shutil.rmtree(self._temp_dir, ignore_errors=True)
+                partials.untrack(self._temp_dir)
                 self._temp_dir = None
             return
         with contextlib.suppress(FileNotFoundError):
             os.unlink(str(self.write_to))
+        partials.untrack(str(self.write_to))
+
+
+_CONTAINERS_HINT = ".mp4, .mkv, .webm, .mov, .nut, .y4m, .avi, or an image sequence such as frames/%05d.png"
+
+
+def check_output_name(dest: str | os.PathLike[str]) -> None:
+    """Refuse (:class:`UsageError`, exit 2) an output name no container is known for, before any work.
+
+    FFmpeg guesses the container from the name as ``av.open(name, "w")`` does; opening for writing creates no
+    file until the first packet, and the name is tried inside a folder that does not exist, so nothing is made."""
+    path = os.fspath(dest)
+    if path == STDIO:
+        return
+    if not is_sequence_pattern(path) and not Path(path).suffix:
+        raise UsageError(f"output {path!r} has no extension; add one ({_CONTAINERS_HINT})")
+    probe = os.path.join(os.path.sep, f"chromaflow-name-check-{os.getpid()}-absent", Path(path).name)
+    try:
+        av.open(probe, mode="w").close()
+    except (ValueError, av.error.FFmpegError) as err:
+        raise UsageError(
+            f"output {path!r}: no container format is known for {Path(path).suffix!r} ({_reason(err)}); "
+            f"use {_CONTAINERS_HINT}"
+        ) from err
 
 
 def prepare_output(
     dest: str | os.PathLike[str], source_name: str | None = None, *, stdout: BinaryIO | None = None
 ) -> OutputTarget:
-    """Check ``dest`` and choose the temporary name; ``-`` means y4m on stdout."""
+    """Check ``dest`` (its name, its folder, that it is not the input) and choose its partial name; ``-`` means
+    y4m on stdout. Stale partials an interrupted run left for ``dest`` are removed."""
     if isinstance(dest, str) and dest == STDIO:
         return OutputTarget(STDIO, stdout if stdout is not None else sys.stdout.buffer, "yuv4mpegpipe", True)
     path = os.fspath(dest)
-    if source_name is not None and source_name != STDIO and _same_path(source_name, path):
-        raise OutputError(f"output {path!r} is the input; choose a different output path")
-    folder = Path(path).parent
-    if not folder.is_dir():
-        raise OutputError(
-            f"output folder {str(folder)!r} does not exist; create it first (mkdir -p {folder})"
-        )
-    if not os.access(folder, os.W_OK):
-        raise OutputError(f"output folder {str(folder)!r} is not writable; check its permissions")
-    token = secrets.token_hex(4)
-    if is_sequence_pattern(path):
-        temp_dir = folder / f".chromaflow-partial-{token}"
-        temp_dir.mkdir()
+    check_output_name(path)
+    sequence = is_sequence_pattern(path)
+    plan = WritePlan()
+    if source_name is not None and source_name != STDIO:
+        if is_sequence_pattern(source_name):
+            plan.read_sequence(source_name, "the input")
+        else:
+            plan.read(source_name, "the input")
+    if sequence:
+        plan.write_sequence(path, "the output")
+    else:
+        plan.write(path, "the output")
+    plan.check()
+    plan.remove_stale_partials()
+    if sequence:
+        temp_dir = partials.partial_folder(path)
+        try:
+            temp_dir.mkdir()
+        except OSError as err:
+            raise OutputError(f"cannot write {path}: {err.strerror or err}") from err
+        partials.track(temp_dir)
         return OutputTarget(
             path, str(temp_dir / Path(path).name), "image2", is_sequence=True, _temp_dir=temp_dir
         )
-    if Path(path).is_dir():
-        raise OutputError(f"output {path!r} is a folder; give a file name or a pattern like {path}/%05d.png")
-    if not Path(path).suffix:
-        raise UsageError(
-            f"output {path!r} has no extension; add one (.mp4, .mkv, .webm, .mov, .y4m, .nut ...)"
-        )
-    name = Path(path).name
-    temp = folder / f".{Path(name).stem}.chromaflow-partial-{token}{Path(name).suffix}"
+    temp = partials.partial_file(path)
+    partials.track(temp)
     return OutputTarget(path, str(temp), None)
-
-
-def _same_path(a: str, b: str) -> bool:
-    try:
-        if os.path.exists(a) and os.path.exists(b):
-            return os.path.samefile(a, b)
-    except OSError:
-        pass
-    return os.path.realpath(a) == os.path.realpath(b)

@@ -5,16 +5,20 @@ The options are those of VapourSynth's ``colorize`` and the PyAV ``ColorizeNode`
 """
 
 import argparse
+import os
 
+from chromaflow.core.errors import UsageError
 from chromaflow.core.hints import HINT_SYNTAX, collect_hints
 from chromaflow.core.keyframes import MODES, load_references
 from chromaflow.core.scenecut import DEFAULT_THRESHOLD
 from chromaflow.core.video import DEFAULT_SMOOTH_RADIUS
 from chromaflow.filters.pyav import ColorizeNode, FrameNode
+from chromaflow.filters.pyav_transcode import exact_frame_count
 from chromaflow.plugins.cli.video_common import (
     add_encode_arguments,
     add_ui_arguments,
     add_video_io_arguments,
+    check_video_io,
     frames_at_least,
     run_video,
 )
@@ -35,10 +39,21 @@ def smooth_of(args: argparse.Namespace) -> int:
 def build_nodes(args: argparse.Namespace) -> list[FrameNode]:
     """The node chain of a colorize run: one ColorizeNode carrying every option."""
     hints = collect_hints(args.hint or (), args.hints_json)
-    references = load_references(args.ref) if args.ref else None
+    references = load_references(args.ref, exact_frame_count(args.input)) if args.ref else None
+    model = model_of(args)
+    if args.arch and model is None:
+        raise UsageError("--arch names the architecture of a --model file; --model none has no model")
+    from chromaflow.core.colorizer import Colorizer
+
+    colorizer = (  # --arch: the architecture of a plain state_dict file, as for `chromaflow image`
+        Colorizer(model, device=args.device, precision=args.precision, size=args.size, arch=args.arch)
+        if args.arch and model is not None
+        else None
+    )
     return [
         ColorizeNode(
-            model=model_of(args),
+            colorizer,
+            model=model,
             references=references,
             transfer=args.transfer,
             device=args.device,
@@ -53,7 +68,22 @@ def build_nodes(args: argparse.Namespace) -> list[FrameNode]:
     ]
 
 
+def files_read(args: argparse.Namespace) -> list[tuple[str, str | None]]:
+    """What a colorize run reads besides IN: reference images, the hints file, a model given as a file."""
+    reads: list[tuple[str, str | None]] = [
+        (f"the reference image --ref {spec}", spec.split("=", 1)[1].strip())
+        for spec in args.ref or ()
+        if "=" in spec
+    ]
+    reads.append(("the hints file --hints-json", args.hints_json))
+    model = model_of(args)
+    if model is not None and os.path.isfile(os.path.expanduser(model)):
+        reads.append(("the model file --model", os.path.expanduser(model)))
+    return reads
+
+
 def run(args: argparse.Namespace) -> int:
+    check_video_io(args.input, args.output, reads=files_read(args))
     nodes = build_nodes(args)
     run_video(
         args,
@@ -89,6 +119,7 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
         help=f"colour model: a registry name, a .pt file, or 'none' for keyframe transfer alone "
         f"(default: {DEFAULT_MODEL})",
     )
+    model.add_argument("--arch", help="architecture of a .pt --model file (eccv16, siggraph17, base)")
     model.add_argument(
         "--hint", action="append", metavar="X,Y,#RRGGBB[,R]", help=f"colour hint: {HINT_SYNTAX}"
     )

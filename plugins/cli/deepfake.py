@@ -8,7 +8,12 @@ from chromaflow.core.deepfake import CLASSIFIERS
 from chromaflow.core.errors import UsageError
 from chromaflow.core.scores_export import ScoresJsonlWriter, ScoresVttWriter
 from chromaflow.filters.pyav import DeepfakeNode, ScoredFrame, TranscodeReport
-from chromaflow.plugins.cli.video_common import add_encode_arguments, add_ui_arguments, run_video
+from chromaflow.plugins.cli.video_common import (
+    add_encode_arguments,
+    add_ui_arguments,
+    check_video_io,
+    run_video,
+)
 
 
 def _print_summary(summary: dict[str, Any]) -> None:
@@ -29,8 +34,13 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--every must be at least 1, got {args.every}")
     if args.min_track < 1:
         raise UsageError(f"--min-track must be at least 1 (1 reports every detection), got {args.min_track}")
-    jsonl = ScoresJsonlWriter(args.scores) if args.scores else None
-    vtt = ScoresVttWriter(args.vtt) if args.vtt else None
+    check_video_io(
+        args.input,
+        args.output,
+        writes=[("the scores --scores", args.scores), ("the WebVTT track --vtt", args.vtt)],
+    )
+    jsonl: ScoresJsonlWriter | None = None
+    vtt: ScoresVttWriter | None = None
 
     def on_result(item: ScoredFrame) -> None:
         if jsonl is not None:
@@ -39,6 +49,8 @@ def run(args: argparse.Namespace) -> int:
             vtt.add(item.result.score, item.time)
 
     try:
+        jsonl = ScoresJsonlWriter(args.scores) if args.scores else None
+        vtt = ScoresVttWriter(args.vtt) if args.vtt else None
         node = DeepfakeNode(
             detector=args.detector,
             classifier=args.classifier,

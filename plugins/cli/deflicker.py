@@ -14,12 +14,14 @@ from chromaflow.plugins.cli.video_common import (
     add_encode_arguments,
     add_ui_arguments,
     add_video_io_arguments,
+    check_video_io,
     frames_at_least,
     run_video,
 )
 
 
 def run(args: argparse.Namespace) -> int:
+    check_video_io(args.input, args.output)
     node = DeflickerNode(
         radius=args.radius, strength=args.strength, scene_cut_threshold=args.scene_cut, max_side=args.max_side
     )

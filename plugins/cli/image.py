@@ -1,4 +1,10 @@
-"""`chromaflow image`: colorize image files (one file, a folder or a glob)."""
+"""`chromaflow image`: colorize image files (one file, a folder or a glob).
+
+Before any work, every output (and compare image) is checked against every input and against each other
+(:mod:`chromaflow.core.write_plan`). Results are written under partial names as they are made and moved into place
+together at the end, so a run that fails or is stopped leaves none of its outputs, and files already under those
+names stay as they were.
+"""
 
 import argparse
 import glob
@@ -10,8 +16,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from chromaflow.core import registry
+from chromaflow.core import partials, registry, stopping
 from chromaflow.core.errors import InputError, ModelError, OutputError, UsageError
+from chromaflow.core.image_header import image_size
+from chromaflow.core.write_plan import WritePlan
 
 log = logging.getLogger(__name__)
 
@@ -62,19 +70,74 @@ def plan(source: str, target: str) -> list[tuple[Path, Path]]:
     return pairs
 
 
+def check_files(args: argparse.Namespace, pairs: list[tuple[Path, Path]], folder_mode: bool) -> None:
+    """Every output and compare image against every input and each other, and whether each can be put in place
+    (exit 6); then remove stale partials of the outputs left by killed runs."""
+    files = WritePlan()
+    for src, _dst in pairs:
+        files.read(src, "the input")
+    files.read(args.hints_json, "the hints file --hints-json")
+    if args.model and os.path.isfile(os.path.expanduser(args.model)):
+        files.read(os.path.expanduser(args.model), "the model file --model")
+    for src, dst in pairs:
+        files.write(dst, f"the output for {src.name}", make_folder=folder_mode)
+        if args.compare:
+            files.write(compare_path(dst), f"the compare image of {src.name}", make_folder=folder_mode)
+    files.check()
+    files.remove_stale_partials()
+
+
 # ------------------------------------------------------------------------------------------- reading/writing
 
 
-def read_image(path: Path) -> np.ndarray:
-    """The image as OpenCV reads it (gray, BGR or BGRA; uint8, uint16 or float32)."""
-    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+# The largest image `chromaflow image` decodes unless --max-pixels says otherwise: 100 megapixels is a 12000x8000
+# photo; decoding, colour conversion and the output take about 40 bytes a pixel (4 GB here).
+DEFAULT_MAX_PIXELS = 100_000_000
+
+
+def _too_big(path: Path, width: int, height: int, max_pixels: int) -> InputError:
+    return InputError(
+        f"{path} is {width}x{height} ({width * height} pixels), more than --max-pixels {max_pixels}; scale it "
+        "down first, or raise --max-pixels if this machine has the memory"
+    )
+
+
+def read_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """The image as OpenCV reads it (gray, BGR or BGRA; uint8, uint16 or float32).
+
+    An image of more than ``max_pixels`` pixels is refused before it is decoded when its header says so
+    (:func:`chromaflow.core.image_header.image_size`), and after decoding for formats whose header is not read.
+    """
+    size = image_size(path)
+    if size is not None and size[0] * size[1] > max_pixels:
+        raise _too_big(path, size[0], size[1], max_pixels)
+    try:
+        image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    except cv2.error as err:  # OpenCV's own limits (CV_IO_MAX_IMAGE_PIXELS) and damaged headers
+        reason = str(err).strip().splitlines()[-1] if str(err).strip() else "refused"
+        raise InputError(f"cannot read {path} as an image: OpenCV says {reason}") from err
     if image is None:
         raise InputError(
             f"cannot read {path} as an image; use a format OpenCV reads ({', '.join(IMAGE_EXTENSIONS)})"
         )
+    if image.shape[0] * image.shape[1] > max_pixels:
+        raise _too_big(path, image.shape[1], image.shape[0], max_pixels)
     if image.dtype not in (np.uint8, np.uint16, np.float32):
         raise InputError(f"{path}: unsupported sample type {image.dtype}; use 8/16-bit or float images")
     return image
+
+
+def _pixel_count(text: str) -> int:
+    """An argparse ``type`` for --max-pixels: a whole number of pixels of at least 1."""
+    try:
+        number = float(text)  # 1e8 is accepted too
+    except ValueError:
+        number = 0.0
+    if not 1 <= number <= 2**53 or number != int(number):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a pixel count: give a whole number >= 1, e.g. 100000000"
+        )
+    return int(number)
 
 
 def _swap_rb(image: np.ndarray) -> np.ndarray:
@@ -102,19 +165,77 @@ def _fit_format(image: np.ndarray, path: Path) -> np.ndarray:
     return image
 
 
-def write_image(path: Path, image: np.ndarray) -> None:
-    """Write atomically: a temporary file in the same folder, renamed at the end."""
-    image = _fit_format(image, path)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
+def _encode(tmp: Path, image: np.ndarray, path: Path) -> None:
+    """Encode ``image`` for ``path`` into the file ``tmp`` (same extension)."""
     try:
-        ok = cv2.imwrite(str(tmp), image)
-        if not ok:
-            raise OutputError(f"cannot write {path}: OpenCV refused the format or the folder is not writable")
-        os.replace(tmp, path)
+        ok = cv2.imwrite(str(tmp), _fit_format(image, path))
     except cv2.error as err:
         raise OutputError(f"cannot write {path}: {err}") from err
+    if not ok:
+        raise OutputError(f"cannot write {path}: OpenCV refused the format or the folder is not writable")
+
+
+def write_image(path: Path, image: np.ndarray) -> None:
+    """Write atomically: a partial file in the same folder, renamed at the end."""
+    tmp = partials.partial_file(path)
+    partials.track(tmp)
+    try:
+        _encode(tmp, image, path)
+        with stopping.moving_into_place():
+            os.replace(tmp, path)
+    except OSError as err:
+        raise OutputError(f"cannot write {path}: {err.strerror or err}") from err
     finally:
         tmp.unlink(missing_ok=True)
+        partials.untrack(tmp)
+
+
+class StagedImages:
+    """Results under partial names until :meth:`commit` moves them all into place; :meth:`discard` removes them
+    (and the output folders this run created), so a failed or stopped run leaves nothing."""
+
+    def __init__(self) -> None:
+        self._moves: list[tuple[Path, Path]] = []
+        self._made: list[Path] = []
+
+    def make_folder(self, folder: Path) -> None:
+        missing = [p for p in (folder, *folder.parents) if not p.exists()]
+        for item in reversed(missing):
+            try:
+                item.mkdir()
+            except OSError as err:
+                raise OutputError(f"cannot create the output folder {item}: {err.strerror or err}") from err
+            self._made.append(item)
+
+    def write(self, path: Path, image: np.ndarray) -> None:
+        tmp = partials.partial_file(path)
+        partials.track(tmp)
+        self._moves.append((tmp, path))
+        _encode(tmp, image, path)
+
+    def commit(self) -> None:
+        stopping.pause_at("commit")
+        with stopping.moving_into_place():
+            for tmp, path in self._moves:
+                try:
+                    os.replace(tmp, path)
+                except OSError as err:
+                    raise OutputError(f"cannot put {path} in place: {err.strerror or err}") from err
+                partials.untrack(tmp)
+        self._moves.clear()
+        self._made.clear()
+
+    def discard(self) -> None:
+        for tmp, _path in self._moves:
+            tmp.unlink(missing_ok=True)
+            partials.untrack(tmp)
+        self._moves.clear()
+        for folder in reversed(self._made):
+            try:
+                folder.rmdir()
+            except OSError:
+                break  # not empty: something else is in it now
+        self._made.clear()
 
 
 def side_by_side(before: np.ndarray, after: np.ndarray) -> np.ndarray:
@@ -149,6 +270,8 @@ def run(args: argparse.Namespace) -> int:
 
     hints = collect_hints(args.hint or (), args.hints_json)
     pairs = plan(args.input, args.output)
+    folder_mode = not Path(args.input).is_file()  # a folder or glob: an output folder, made if needed
+    check_files(args, pairs, folder_mode)
     colorizer = Colorizer(
         args.model or default_model(),
         device=args.device,
@@ -156,16 +279,23 @@ def run(args: argparse.Namespace) -> int:
         size=args.size,
         arch=args.arch,
     )
-    if not Path(args.input).is_file():  # a folder or glob writes into an output folder, made if needed
-        Path(args.output).mkdir(parents=True, exist_ok=True)
-    for src, dst in tqdm(pairs, desc="colorize", unit="img", file=sys.stderr, disable=len(pairs) < 2):
-        image = read_image(src)
-        rgb_out = colorizer.colorize(_swap_rb(image), hints=hints)
-        out = _swap_rb(rgb_out)
-        write_image(dst, out)
-        if args.compare:
-            write_image(compare_path(dst), side_by_side(image, out))
-        log.info("%s -> %s", src, dst)
+    staged = StagedImages()
+    try:
+        if folder_mode:
+            staged.make_folder(Path(args.output))
+        for src, dst in tqdm(pairs, desc="colorize", unit="img", file=sys.stderr, disable=len(pairs) < 2):
+            image = read_image(src, args.max_pixels)
+            rgb_out = colorizer.colorize(_swap_rb(image), hints=hints)
+            out = _swap_rb(rgb_out)
+            staged.write(dst, out)
+            if args.compare:
+                staged.write(compare_path(dst), side_by_side(image, out))
+            log.info("%s -> %s", src, dst)
+            stopping.pause_at("frame")
+        staged.commit()
+    except BaseException:
+        staged.discard()
+        raise
     return 0
 
 
@@ -191,5 +321,13 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     parser.add_argument("--precision", help="auto, fp32, fp16 or bf16 (default auto)")
     parser.add_argument(
         "--compare", action="store_true", help="also write input|output side by side (NAME_compare)"
+    )
+    parser.add_argument(
+        "--max-pixels",
+        type=_pixel_count,
+        default=DEFAULT_MAX_PIXELS,
+        metavar="N",
+        help=f"refuse (exit 3) images of more than N pixels, read from the file's header before decoding "
+        f"(default {DEFAULT_MAX_PIXELS}, 100 megapixels)",
     )
     parser.set_defaults(func=run)

@@ -1,22 +1,30 @@
 """Entry point of the ``chromaflow`` console script.
 
 Exit codes: 0 success; 1 unexpected internal error; 2 bad option or usage; 3 bad or unreadable input;
-4 model or weights problem; 5 device problem; 6 output cannot be written; 130 interrupted (Ctrl-C).
+4 model or weights problem; 5 device problem; 6 output cannot be written (or would overwrite an input or another
+output); 130 interrupted (Ctrl-C, SIGINT); 143 terminated (SIGTERM); 129 hung up (SIGHUP).
+
+The stop-signal handlers go in before the verbs (and with them torch) are imported, so a signal during start-up
+is a clean exit too; any signal leaves no partial file behind (:mod:`chromaflow.core.stopping`).
 """
 
 import argparse
 import importlib
 import logging
+import signal
 import sys
 from collections.abc import Sequence
 
 from chromaflow import __version__
+from chromaflow.core import stopping
 from chromaflow.core.errors import ChromaflowError
 
 # Each verb lives in its own module of this package and exposes register(subparsers).
 VERB_MODULES = ("info", "image", "colorize", "deflicker", "deepfake", "models", "train", "bench")
 
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
+EXIT_HUNG_UP = 129
 EXIT_INTERNAL = 1
 
 
@@ -36,6 +44,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    with stopping.handling_signals():
+        try:
+            return _run(argv)
+        except ChromaflowError as err:
+            print(f"chromaflow: error: {err}", file=sys.stderr)
+            return err.exit_code
+        except KeyboardInterrupt as err:
+            stop = err if isinstance(err, stopping.Stopped) else stopping.Stopped(signal.SIGINT)
+            print(f"chromaflow: {stop}", file=sys.stderr)
+            return stop.exit_code
+        except BrokenPipeError:
+            # The reader of our stdout went away (e.g. `| head`); nothing more to say.
+            return EXIT_INTERNAL
+
+
+def _run(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -43,17 +67,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="chromaflow: %(levelname)s: %(message)s",
         stream=sys.stderr,
     )
-    try:
-        return int(args.func(args) or 0)
-    except ChromaflowError as err:
-        print(f"chromaflow: error: {err}", file=sys.stderr)
-        return err.exit_code
-    except KeyboardInterrupt:
-        print("chromaflow: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    except BrokenPipeError:
-        # The reader of our stdout went away (e.g. `| head`); nothing more to say.
-        return EXIT_INTERNAL
+    code = int(args.func(args) or 0)
+    late = stopping.held()
+    if late is not None:  # arrived while the outputs were being renamed: they are complete, and we stop now
+        print(f"chromaflow: {late} while the outputs were put in place; they are complete", file=sys.stderr)
+        return late.exit_code
+    return code
 
 
 if __name__ == "__main__":

@@ -5,9 +5,11 @@ works between two ffmpeg processes::
 
     ffmpeg -i in.mp4 -f yuv4mpegpipe - | chromaflow colorize - - | ffmpeg -i - out.mp4
 
-Exit codes are the CLI's (see plugins/cli/main.py): 2 bad option, 3 bad input (missing, unreadable, no video stream,
-no frames, damaged with --strict), 4 model/weights, 5 device, 6 output cannot be written (missing folder, same path
-as the input), 130 interrupted. A failed or interrupted run leaves no output file behind.
+Exit codes are the CLI's (see plugins/cli/main.py): 2 bad option (also an OUT name no container is known for),
+3 bad input (missing, unreadable, no video stream, no frames, damaged with --strict), 4 model/weights, 5 device,
+6 output cannot be written (missing or read-only folder, a write-protected file, an output that is an input or
+another output), 130/143/129 stopped by SIGINT/SIGTERM/SIGHUP. Outputs are checked before any work
+(:func:`check_video_io`); a failed or stopped run leaves no output file behind.
 """
 
 import argparse
@@ -17,9 +19,11 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from chromaflow.core import stopping
 from chromaflow.core.errors import UsageError
+from chromaflow.core.write_plan import WritePlan
 from chromaflow.filters.pyav import STDIO, FrameNode, TranscodeReport, estimate_frames, transcode
-from chromaflow.filters.pyav_targets import InputSource
+from chromaflow.filters.pyav_targets import InputSource, check_output_name, is_sequence_pattern
 
 
 def add_video_io_arguments(parser: argparse.ArgumentParser) -> None:
@@ -92,6 +96,38 @@ def add_ui_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--json", action="store_true", help="print a JSON summary on stdout (not with OUT = -)"
     )
+
+
+def check_video_io(
+    src: str,
+    dest: str | None,
+    *,
+    reads: Sequence[tuple[str, str | None]] = (),
+    writes: Sequence[tuple[str, str | None]] = (),
+) -> WritePlan:
+    """Before any work: OUT's name (exit 2), then every file the run reads (IN, its frames, ``reads``) and writes
+    (OUT, its frames, ``writes``: ``(what, path)`` pairs, ``None`` skipped) against each other, and whether each
+    output can be put in place (exit 6). Stale partials of the outputs left by killed runs are removed."""
+    if dest is not None:
+        check_output_name(dest)
+    plan = WritePlan()
+    if src != STDIO:
+        if is_sequence_pattern(src):
+            plan.read_sequence(src, "the input IN")
+        else:
+            plan.read(src, "the input IN")
+    for what, path in reads:
+        plan.read(path, what)
+    if dest is not None and dest != STDIO:
+        if is_sequence_pattern(dest):
+            plan.write_sequence(dest, "the output OUT")
+        else:
+            plan.write(dest, "the output OUT")
+    for what, path in writes:
+        plan.write(path, what)
+    plan.check()
+    plan.remove_stale_partials()
+    return plan
 
 
 def check_json(args: argparse.Namespace, out: str | None) -> None:
@@ -178,6 +214,11 @@ def run_video(
     """Transcode ``src`` to ``dest`` through ``nodes`` with the encoder options, progress and --json of ``args``."""
     check_json(args, dest)
     progress = Progress("none" if args.quiet else getattr(args, "progress", "auto"), desc)
+
+    def on_frames(n: int) -> None:
+        progress.update(n)
+        stopping.pause_at("frame")
+
     try:
         report = transcode(
             src,
@@ -190,7 +231,7 @@ def run_video(
             pix_fmt=args.pix_fmt,
             framerate=args.framerate,
             strict=args.strict,
-            progress=progress.update,
+            progress=on_frames,
             on_start=progress.start,
         )
     finally:
