@@ -3,7 +3,7 @@ PyAV (the untagged rule, the refused matrices, range and chroma siting), H.273 c
 ``cf.deepfake`` converts a clip by its own tags.
 
 Hosts are driven through their real code paths with real frames: VapourSynth frames' properties through
-:func:`chromaflow.filters.vs_colour.describe` and ``core.resize`` (zimg), PyAV frames' tags through
+:func:`chromaflow.filters.vapoursynth.colour.describe` and ``core.resize`` (zimg), PyAV frames' tags through
 :mod:`chromaflow.filters.pyav_frames` and swscale.
 """
 
@@ -20,7 +20,8 @@ from chromaflow.core.colour import YCbCrFormat, rgb_to_ycbcr  # noqa: E402
 from chromaflow.core.errors import InputError  # noqa: E402
 from chromaflow.filters import vapoursynth as cf  # noqa: E402
 from chromaflow.filters.pyav_frames import plane_view, rgb24_of, siting_of, ycbcr_format_of  # noqa: E402
-from chromaflow.filters.vs_colour import ClipLayout, check_clip, describe  # noqa: E402
+from chromaflow.filters.vapoursynth.colour import ClipLayout, check_clip, describe  # noqa: E402
+from chromaflow.filters.vapoursynth.deepfake_scoring import rgb24_clip  # noqa: E402
 
 core = vs.core
 
@@ -156,7 +157,7 @@ def test_a_1280x544_frame_decodes_to_the_same_rgb_in_both_hosts() -> None:
 
     clip = core.std.RemoveFrameProps(core.std.ModifyFrame(clip, clip, fill), ["_Matrix", "_Range"])
     rgb_vs = np.stack(
-        [np.asarray(p) for p in cf._rgb24_clip(clip, check_clip(clip, "deepfake"), "deepfake").get_frame(0)]
+        [np.asarray(p) for p in rgb24_clip(clip, check_clip(clip, "deepfake"), "deepfake").get_frame(0)]
     )
     frame = av.VideoFrame(w, h, "yuv444p")
     for p in range(3):
@@ -284,7 +285,7 @@ def test_deepfake_converts_a_clip_by_its_own_tags(shared: Path, odd_tags: dict[s
         chromaloc_in_s="left",
     )
     tagged = core.std.SetFrameProps(yuv, **{"_Matrix": 6, "_Range": 1, "_ChromaLocation": 0, **odd_tags})
-    seen = cf._rgb24_clip(tagged, check_clip(tagged, "deepfake"), "deepfake")
+    seen = rgb24_clip(tagged, check_clip(tagged, "deepfake"), "deepfake")
     for n in range(2):
         for p in range(3):
             np.testing.assert_array_equal(

@@ -31,7 +31,8 @@ from chromaflow.core.hints import parse_hint  # noqa: E402
 from chromaflow.core.nets.base import BaseColorNet  # noqa: E402
 from chromaflow.core.video import DEFAULT_SMOOTH_RADIUS, VideoColorizer  # noqa: E402
 from chromaflow.filters import vapoursynth as cf  # noqa: E402
-from chromaflow.filters.vs_colour import ClipLayout, check_clip, describe  # noqa: E402
+from chromaflow.filters.vapoursynth.colour import ClipLayout, check_clip, describe  # noqa: E402
+from chromaflow.filters.vapoursynth.overlay import paint_overlay  # noqa: E402
 from chromaflow.filters.vs_synth import clip_from_rgb  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
@@ -209,7 +210,9 @@ def test_gray_out_format_choices(net: BaseColorNet) -> None:
     fr = rgb.get_frame(1)
     assert rgb.format.id == vs.RGB48 and fr.props["_Matrix"] == 0
     out = torch.from_numpy(np.stack(planes(fr)).astype(np.float32) / 65535.0)
-    gray = torch.from_numpy(np.asarray(src.get_frame(1)[0]).astype(np.float32)) / 255  # untagged gray: full range
+    gray = (
+        torch.from_numpy(np.asarray(src.get_frame(1)[0]).astype(np.float32)) / 255
+    )  # untagged gray: full range
     # The colour keeps the gray picture's lightness (the colorizer's contract), to 16-bit rounding.
     lstar_in = lightness(gray.clamp(0, 1).expand(3, -1, -1))
     assert (lightness(out) - lstar_in).abs().max() < 0.05
@@ -711,7 +714,7 @@ def test_overlay_tiles_write_what_a_whole_frame_conversion_gives(fmt: int, sitin
     drawn[10:140, 188:190] = (255, 40, 40)
     drawn[139:150, 150:206] = rng.integers(0, 256, (11, 56, 3), dtype=np.uint8)  # a label in the corner
     fout = frame.copy()
-    cf._paint_overlay(fout, rgb8, drawn, layout, desc)
+    paint_overlay(fout, rgb8, drawn, layout, desc)
     changed = (drawn != rgb8).any(axis=2)
     unit = torch.from_numpy(drawn).permute(2, 0, 1).to(torch.float32) / 255.0
     if layout.family == vs.RGB:

@@ -11,7 +11,7 @@ from torch import Tensor
 
 from chromaflow.core.colour import YCbCrFormat, upsample_chroma, ycbcr_to_rgb
 from chromaflow.core.errors import ChromaflowError
-from chromaflow.filters.vs_colour import ClipLayout, ColourDescription
+from chromaflow.filters.vapoursynth.colour import ClipLayout, ColourDescription
 
 
 @contextmanager

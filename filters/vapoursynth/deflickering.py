@@ -11,9 +11,6 @@ the core returns the deflickered a*b*, and only the *change* of colour is added 
 samples, so a frame whose colour does not move comes back as it was.
 """
 
-import threading
-from collections import OrderedDict
-
 import numpy as np
 import torch
 import vapoursynth as vs
@@ -28,10 +25,9 @@ from chromaflow.core.deflicker import (
     deflickered_chroma,
     deflickered_rgb,
 )
-from chromaflow.filters.vs_colour import ClipLayout, ColourDescription, check_clip, describe
-from chromaflow.filters.vs_frames import frame_rgb, read_plane, reported, rgb_unit, store_plane
-
-__all__ = ["deflicker"]
+from chromaflow.core.lru import LRUCache
+from chromaflow.filters.vapoursynth.colour import ClipLayout, ColourDescription, check_clip, describe
+from chromaflow.filters.vapoursynth.frames import frame_rgb, read_plane, reported, rgb_unit, store_plane
 
 core = vs.core
 
@@ -46,53 +42,31 @@ def frame_lab(frame: vs.VideoFrame, layout: ClipLayout, desc: ColourDescription)
     return ycbcr_lab(y, chroma, desc.ycbcr(layout), layout.factors, desc.siting)
 
 
-class _LabFrames:
+class LabFrames:
     """``get_lab`` of the core engine: frame ``k``'s ``(L*, ab)``, converted once and kept in a bounded LRU.
 
     The renderer hands in the frame it is rendering; frames the engine needs that are not cached are fetched from
-    the source clip (a nested ``get_frame``, as :class:`chromaflow.filters.vapoursynth._LumaSource` does). A frame
-    being converted by one thread is waited for, not converted twice.
+    the source clip (a nested ``get_frame``, as :class:`~chromaflow.filters.vapoursynth.luma.LumaSource` does). A
+    frame being converted by one thread is waited for, not converted twice.
     """
 
     def __init__(self, clip: vs.VideoNode, layout: ClipLayout, func: str, capacity: int = 16) -> None:
         self.clip = clip
         self.layout = layout
         self.func = func
-        self.capacity = capacity
-        self._cache: OrderedDict[int, LabFrame] = OrderedDict()
-        self._busy: dict[int, threading.Event] = {}
-        self._lock = threading.Lock()
+        self.cache = LRUCache(capacity)
 
     def get(
         self, k: int, frame: vs.VideoFrame | None = None, desc: ColourDescription | None = None
     ) -> LabFrame:
         """Frame ``k``'s ``(L*, ab)``; ``frame`` (and its ``desc``): the frame itself when the caller has it."""
-        while True:
-            with self._lock:
-                cached = self._cache.get(k)
-                if cached is not None:
-                    self._cache.move_to_end(k)
-                    return cached
-                event = self._busy.get(k)
-                if event is None:
-                    event = self._busy[k] = threading.Event()
-                    break
-            event.wait()  # another thread converts it (if it failed, the loop takes the work over)
-        try:
-            if frame is None:
-                frame = self.clip.get_frame(k)
-            if desc is None:
-                desc = describe(frame.props, self.layout, self.func, k)
-            lab = frame_lab(frame, self.layout, desc)
-            with self._lock:
-                self._cache[k] = lab
-                while len(self._cache) > self.capacity:
-                    self._cache.popitem(last=False)
-            return lab
-        finally:
-            with self._lock:
-                del self._busy[k]
-            event.set()
+
+        def convert() -> LabFrame:
+            src = self.clip.get_frame(k) if frame is None else frame
+            described = describe(src.props, self.layout, self.func, k) if desc is None else desc
+            return frame_lab(src, self.layout, described)
+
+        return self.cache.get_or_compute(k, convert)
 
     def __call__(self, k: int) -> LabFrame:
         return self.get(k)
@@ -102,7 +76,7 @@ class _DeflickerRenderer:
     """Renders one output frame, for frames requested in any order from VapourSynth's worker threads (R81 runs
     Python frame callbacks one at a time; the state is locked all the same)."""
 
-    def __init__(self, func: str, engine: Deflicker, frames: _LabFrames, layout: ClipLayout) -> None:
+    def __init__(self, func: str, engine: Deflicker, frames: LabFrames, layout: ClipLayout) -> None:
         self.func = func
         self.engine = engine
         self.frames = frames
@@ -158,7 +132,7 @@ def deflicker(
             f"chromaflow.{func}: a {clip.format.name} clip has no colour to deflicker; colorize it first "
             "(chromaflow.colorize), which smooths its colour over time already"
         )
-    frames = _LabFrames(clip, layout, func)
+    frames = LabFrames(clip, layout, func)
     with reported(func):
         engine = Deflicker(
             clip.num_frames,
@@ -169,5 +143,5 @@ def deflicker(
             scene_cut_threshold=scene_cut_threshold,
         )
     # a frame fetched as a neighbour waits here until it is rendered itself (``radius`` frames later in order)
-    frames.capacity = 2 * engine.radius + 2 * core.num_threads + 2
+    frames.cache.capacity = 2 * engine.radius + 2 * core.num_threads + 2
     return core.std.ModifyFrame(clip, clip, _DeflickerRenderer(func, engine, frames, layout))

@@ -1,0 +1,206 @@
+"""``colorize`` and ``transfer``: a clip's colour from a model, reference keyframes or both, through the core's
+:class:`~chromaflow.core.video.VideoColorizer` (the engine every host uses, so the same options give the same
+chroma).
+
+Engines are built when the function is called (so absent weights are reported at once); model copies are shared by
+VapourSynth's worker threads through a :class:`~chromaflow.filters.vapoursynth.streams.StreamPool` of
+``num_streams`` copies.
+"""
+
+import copy
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import vapoursynth as vs
+from torch import Tensor, nn
+
+from chromaflow.core.colorizer import Colorizer
+from chromaflow.core.hints import Hint
+from chromaflow.core.keyframes import MODES
+from chromaflow.core.video import DEFAULT_SMOOTH_RADIUS, VideoColorizer
+from chromaflow.filters.vapoursynth.colour import ClipLayout, check_clip
+from chromaflow.filters.vapoursynth.formats import output_clip, output_format
+from chromaflow.filters.vapoursynth.frames import reported
+from chromaflow.filters.vapoursynth.guides import HintsArg, parse_hints, reference_images
+from chromaflow.filters.vapoursynth.luma import LumaSource
+from chromaflow.filters.vapoursynth.rendering import ColorizeRenderer
+from chromaflow.filters.vapoursynth.streams import StreamPool
+
+
+def colorizer_factory(
+    model: str | Path | nn.Module | Colorizer, device: str | None, precision: str | None, size: int
+) -> Callable[[int], Colorizer]:
+    """A function building stream ``i``'s Colorizer (module copies are independent, so streams never share one)."""
+
+    def build(i: int) -> Colorizer:
+        if isinstance(model, Colorizer):
+            return model if i == 0 else copy.deepcopy(model)
+        net = copy.deepcopy(model) if isinstance(model, nn.Module) and i > 0 else model
+        return Colorizer(net, device=device, precision=precision, size=size)
+
+    return build
+
+
+class PooledColorizer:
+    """The ``predict_ab`` of a stream pool, for engines that call a colorizer from several threads."""
+
+    def __init__(self, pool: StreamPool[Colorizer]) -> None:
+        self.pool = pool
+
+    def predict_ab(
+        self, l: Tensor, hints: Sequence[Hint] | None = None, hint_size: tuple[int, int] | None = None
+    ) -> Tensor:
+        with self.pool.take() as engine:
+            return engine.predict_ab(l, hints, hint_size)
+
+
+def build_engine(
+    clip: vs.VideoNode,
+    layout: ClipLayout,
+    func: str,
+    *,
+    colorizer: PooledColorizer | None,
+    references: Any,
+    mode: str,
+    keyframes: Sequence[int] | None,
+    hints: dict[int, list[Hint]] | list[Hint],
+    smooth: int,
+    scene_cut_threshold: float | None,
+    batch: int,
+    luma: LumaSource,
+) -> VideoColorizer:
+    """The core engine of one clip: every option of :func:`colorize` goes to :class:`VideoColorizer`."""
+    if mode not in MODES:
+        raise vs.Error(f"chromaflow.{func}: unknown transfer mode {mode!r}; use one of {', '.join(MODES)}")
+    if not isinstance(smooth, int) or smooth < 0:
+        raise vs.Error(f"chromaflow.{func}: smooth is a radius in frames, an integer >= 0; got {smooth!r}")
+    if batch < 1:
+        raise vs.Error(f"chromaflow.{func}: batch must be at least 1, got {batch}")
+    images = (
+        reference_images(references, clip, layout, mode, keyframes, func) if references is not None else None
+    )
+    options: dict[str, Any] = {}
+    if scene_cut_threshold is not None:
+        options["scene_cut_threshold"] = scene_cut_threshold
+    with reported(func):
+        return VideoColorizer(
+            clip.num_frames,
+            luma,
+            colorizer=colorizer,
+            references=images,
+            transfer=mode,
+            hints=hints or None,
+            smooth_radius=smooth,
+            batch_size=batch,
+            **options,
+        )
+
+
+def colorize(
+    clip: vs.VideoNode,
+    model: str | Path | nn.Module | Colorizer | None = "base",
+    references: Any = None,
+    hints: HintsArg = None,
+    transfer: str = "auto",
+    smooth: int = DEFAULT_SMOOTH_RADIUS,
+    device: str | None = None,
+    precision: str | None = None,
+    num_streams: int = 1,
+    out_format: Any = None,
+    size: int = 256,
+    keyframes: Sequence[int] | None = None,
+    scene_cut_threshold: float | None = None,
+    batch: int = 8,
+) -> vs.VideoNode:
+    """Colorize a clip. GRAY, YUV (any subsampling) and RGB; 8-16 bit integer, half or single float samples.
+
+    YUV stays YUV with its luma plane untouched (chroma is computed at full resolution, then subsampled at the
+    frame's ``_ChromaLocation``); RGB stays RGB; GRAY becomes ``out_format`` (default YUV 4:4:4 of the clip's
+    depth, luma copied bit for bit; or any RGB format).
+
+    The options are those of the PyAV ``ColorizeNode`` and ``chromaflow colorize`` (one core engine,
+    :class:`chromaflow.core.video.VideoColorizer`, so the same options give the same chroma). ``model``:
+    ``"base"`` (bundled), ``"siggraph17"``, ``"eccv16"`` (``chromaflow models download NAME``), a ``.pt`` file, an
+    ``nn.Module`` following the colour-net protocol, or a ready :class:`Colorizer`; ``None`` with ``references``
+    means transfer only. ``references``: ``{frame: image path or RGB array}`` or a reference clip of the same length
+    whose coloured frames carry ``ChromaflowKeyframe=1`` (or are listed in ``keyframes``); their colours are carried
+    through the shot by ``transfer`` (``auto``, ``propagate``, ``knn``, ``reinhard``, ``histogram``), the model
+    filling in where propagation is unsure. ``hints``: colour points ``"x,y,#RRGGBB[,radius]"`` (frame pixels) for
+    every frame, or ``{frame: [points]}`` (model only). ``smooth``: temporal smoothing radius in frames (0 = off;
+    frame ``n`` then reads frames ``n - smooth .. n + smooth``). ``size``: the model's input side. ``batch``: frames
+    per model batch (a frame's batch is fixed, so results do not depend on request order). ``num_streams``: model
+    copies, one per concurrent frame callback (VapourSynth R81 runs a Python filter's callbacks one at a time, so 1
+    is enough there; the model's own threads use every core). Every frame gets ``ChromaflowKeyframeDistance``, ``ChromaflowTransferConfidence``,
+    ``ChromaflowSceneCut`` and ``ChromaflowKeyframe`` (and ``ChromaflowModel`` with a model).
+    """
+    func = "colorize"
+    layout = check_clip(clip, func)
+    out = output_format(layout, clip, out_format, func)
+    if num_streams < 1:
+        raise vs.Error(f"chromaflow.{func}: num_streams must be at least 1, got {num_streams}")
+    parsed_hints = parse_hints(hints, clip.num_frames, func)
+    pool: StreamPool[Colorizer] | None = None
+    if model is not None:
+        with reported(func):
+            pool = StreamPool(colorizer_factory(model, device, precision, size), num_streams)
+    elif references is None:
+        raise vs.Error(f"chromaflow.{func}: give a model, references, or both")
+    if references is not None and parsed_hints:
+        raise vs.Error(f"chromaflow.{func}: hints apply to the model alone; with references, leave hints out")
+    luma = LumaSource(clip, layout, func)
+    engine = build_engine(
+        clip,
+        layout,
+        func,
+        luma=luma,
+        colorizer=PooledColorizer(pool) if pool is not None else None,
+        references=references,
+        mode=transfer,
+        keyframes=keyframes,
+        hints=parsed_hints,
+        smooth=smooth,
+        scene_cut_threshold=scene_cut_threshold,
+        batch=batch,
+    )
+    name = pool.engines[0].name if pool is not None else ""
+    return output_clip(clip, layout, out, ColorizeRenderer(func, engine, luma, layout, out, name))
+
+
+def transfer(
+    clip: vs.VideoNode,
+    ref: Any,
+    mode: str = "auto",
+    keyframes: Sequence[int] | None = None,
+    out_format: Any = None,
+    scene_cut_threshold: float | None = None,
+    smooth: int = 0,
+) -> vs.VideoNode:
+    """Carry the colours of reference keyframes through a clip, without a colour model.
+
+    ``ref``: ``{frame: image path or RGB array}`` or a reference clip (see :func:`colorize`). ``mode``: ``auto``
+    (propagate, with a texture-matching fallback), ``propagate``, ``knn``, ``reinhard`` or ``histogram`` (the last
+    three take references of other content, of any size). ``smooth``: temporal smoothing radius (default off: the
+    propagated colours are already coherent). The same as ``colorize(clip, model=None, references=ref, ...)``.
+    Formats and properties as :func:`colorize`; every frame gets ``ChromaflowKeyframeDistance``,
+    ``ChromaflowTransferConfidence``, ``ChromaflowSceneCut`` and ``ChromaflowKeyframe``.
+    """
+    func = "transfer"
+    layout = check_clip(clip, func)
+    out = output_format(layout, clip, out_format, func)
+    luma = LumaSource(clip, layout, func)
+    engine = build_engine(
+        clip,
+        layout,
+        func,
+        luma=luma,
+        colorizer=None,
+        references=ref,
+        mode=mode,
+        keyframes=keyframes,
+        hints=[],
+        smooth=smooth,
+        scene_cut_threshold=scene_cut_threshold,
+        batch=1,
+    )
+    return output_clip(clip, layout, out, ColorizeRenderer(func, engine, luma, layout, out, ""))
