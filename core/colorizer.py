@@ -32,6 +32,7 @@ from chromaflow.core.device import Placement
 from chromaflow.core.errors import InputError, UsageError
 from chromaflow.core.hints import Hint, hint_tensors
 from chromaflow.core.nets.colour_net import ColorNet
+from chromaflow.core.options import check_model_size
 
 __all__ = [
     "ColorNet",
@@ -106,10 +107,7 @@ class Colorizer:
         arch: str | None = None,
         batch_size: int = 8,
     ) -> None:
-        if size < 16 or size % 8:
-            raise UsageError(
-                f"--size {size} is not usable: the model input side must be a multiple of 8, >= 16"
-            )
+        check_model_size(size)
         if batch_size < 1:
             raise UsageError("batch size must be at least 1")
         self.placement = Placement.resolve(device, precision)

@@ -24,9 +24,11 @@ Engines. Stage (1) runs on the host (OpenCV tiles and crops, the nets on the sco
 device-resident (:mod:`chromaflow.core.device_faces`: frames go up once as uint8, boxes and scores come back). The
 ``engine`` argument picks: ``"auto"`` (device for BlazeFace on CUDA, else host), ``"device"`` or ``"host"``.
 
+Options come as one :class:`~chromaflow.core.options.DeepfakeOptions` (every host builds one).
+
 Usage (streaming)::
 
-    scorer = DeepfakeScorer(detector="haar", classifier="meso4-df")
+    scorer = DeepfakeScorer(options=DeepfakeOptions(detector="haar", classifier="meso4-df"))
     for batch in batches:                        # lists of RGB uint8 HxWx3 frames, in order
         for result in scorer.score_frames(batch):
             ...                                  # result.score, result.faces, result.to_json(time=t)
@@ -50,12 +52,21 @@ from chromaflow.core.device import resolve_device
 from chromaflow.core.errors import UsageError
 from chromaflow.core.faces import Backend, Box, Face, FaceDetector, as_rgb_frame
 from chromaflow.core.nets import mesonet
+from chromaflow.core.options import (
+    CLASSIFIERS as CLASSIFIERS,  # re-exported: hosts import it from here
+)
+from chromaflow.core.options import (
+    Aggregate,
+    DeepfakeOptions,
+    Engine,
+    Smoothing,
+    check_analysis_engine,
+    check_score_smoothing,
+    given,
+)
 from chromaflow.core.tracking import IoUTracker
 
 CROP_SIZE = mesonet.INPUT_SIZE
-CLASSIFIERS = tuple(n for n in registry.names() if registry.get_spec(n).kind == "classifier")
-Smoothing = Literal["ema", "median", "none"]
-Engine = Literal["auto", "device", "host"]
 
 
 @dataclass(frozen=True)
@@ -116,13 +127,13 @@ class ScoreSmoother:
     """Per-track temporal smoothing: EMA (``alpha`` = weight of the newest score), running median over ``window``
     scores, or none."""
 
-    def __init__(self, method: Smoothing = "ema", alpha: float = 0.5, window: int = 5) -> None:
-        if method not in ("ema", "median", "none"):
-            raise UsageError(f"unknown smoothing {method!r}: use ema, median or none")
-        if not 0.0 < alpha <= 1.0:
-            raise UsageError(f"EMA alpha must be in (0, 1], got {alpha}")
-        if window < 1:
-            raise UsageError(f"median window must be at least 1, got {window}")
+    def __init__(
+        self,
+        method: Smoothing = DeepfakeOptions.smoothing,
+        alpha: float = DeepfakeOptions.alpha,
+        window: int = DeepfakeOptions.window,
+    ) -> None:
+        check_score_smoothing(method, alpha, window)
         self.method, self.alpha, self.window = method, alpha, window
         self._ema: dict[int, float] = {}
         self._hist: dict[int, deque[float]] = {}
@@ -227,60 +238,73 @@ class VideoSummary:
 class DeepfakeScorer:
     """Scores faces in a stream of frames. Feed batches in order with :meth:`score_frames`, then :meth:`finish`.
 
-    ``detector``: ``"haar"``, ``"blazeface"`` or a :class:`FaceDetector`. ``classifier``: a registry name
-    (``meso4-df``, ``meso4-f2f``, ``mesoinception-df``, ``mesoinception-f2f``) resolved through the model registry,
-    or a loaded MesoNet module with ``classifier_name``. ``classifier_path`` loads that name's architecture from a
-    file instead of the registry. ``smoothing``: ``ema`` (``alpha``), ``median`` (``window``) or ``none``.
-    ``aggregate``: which video score ``finish`` reports as ``score`` (``confident`` or ``mean``).
-    ``engine``: where stage (1) runs (``auto``, ``device`` or ``host``; module docstring, :func:`choose_engine`).
-    ``min_track``: report a face only once its track has been seen in that many analysed frames (1: every
-    detection; 3 hides a detector's one- and two-frame false faces, at the cost of a track's first two frames).
+    ``options``: the run's :class:`DeepfakeOptions` (detector, classifier, device, score smoothing, aggregate,
+    engine, ``min_track``; see their fields). ``detector`` / ``classifier`` (positional) and the keywords up to
+    ``min_track`` are their keyword form, kept while hosts move to ``options``: given ones replace the options'
+    values. ``tracker``: the face tracker to use (default: a new :class:`IoUTracker`).
     """
 
     def __init__(
         self,
-        detector: str | FaceDetector = "haar",
-        classifier: str | nn.Module = "meso4-df",
+        detector: str | FaceDetector | None = None,
+        classifier: str | nn.Module | None = None,
         *,
+        options: DeepfakeOptions | None = None,
+        tracker: IoUTracker | None = None,
         device: str | None = None,
-        smoothing: Smoothing = "ema",
-        alpha: float = 0.5,
-        window: int = 5,
-        aggregate: Literal["confident", "mean"] = "confident",
-        min_face: int = 80,
+        smoothing: Smoothing | None = None,
+        alpha: float | None = None,
+        window: int | None = None,
+        aggregate: Aggregate | None = None,
+        min_face: int | None = None,
         classifier_path: str | Path | None = None,
         classifier_name: str | None = None,
         crop: CropSpec | None = None,
-        max_batch: int = 64,
-        tracker: IoUTracker | None = None,
-        engine: Engine = "auto",
-        min_track: int = 1,
+        max_batch: int | None = None,
+        engine: Engine | None = None,
+        min_track: int | None = None,
     ) -> None:
-        if not isinstance(min_track, int) or min_track < 1:
-            raise UsageError(f"min_track must be a whole number of frames >= 1, got {min_track!r}")
-        if aggregate not in ("confident", "mean"):
-            raise UsageError(f"unknown video aggregate {aggregate!r}: use confident or mean")
-        if engine not in ("auto", "device", "host"):
-            raise UsageError(f"unknown analysis engine {engine!r}: use auto, device or host")
-        self.device = resolve_device(device)
-        self.detector = (
-            detector if isinstance(detector, FaceDetector) else self._make_detector(detector, min_face)
+        opts = given(
+            options or DeepfakeOptions(),
+            detector=detector,
+            classifier=classifier,
+            device=device,
+            smoothing=smoothing,
+            alpha=alpha,
+            window=window,
+            aggregate=aggregate,
+            min_face=min_face,
+            classifier_path=classifier_path,
+            classifier_name=classifier_name,
+            crop=crop,
+            max_batch=max_batch,
+            engine=engine,
+            min_track=min_track,
         )
-        self.classifier, self.model_name = self._make_classifier(classifier, classifier_path, classifier_name)
+        self.options = opts
+        self.device = resolve_device(opts.device)
+        self.detector = (
+            opts.detector
+            if isinstance(opts.detector, FaceDetector)
+            else self._make_detector(opts.detector, opts.min_face)
+        )
+        self.classifier, self.model_name = self._make_classifier(
+            opts.classifier, opts.classifier_path, opts.classifier_name
+        )
         self.classifier = self.classifier.to(self.device).eval()
-        self.crop = crop or CROP_SPECS.get(self.detector.name, CROP_SPECS["haar"])
-        self.smoother = ScoreSmoother(smoothing, alpha, window)
+        self.crop = opts.crop or CROP_SPECS.get(self.detector.name, CROP_SPECS["haar"])
+        self.smoother = ScoreSmoother(opts.smoothing, opts.alpha, opts.window)
         self.tracker = tracker or IoUTracker()
-        self.aggregate = aggregate
-        self.max_batch = max_batch
-        self.min_track = min_track
+        self.aggregate = opts.aggregate
+        self.max_batch = opts.max_batch
+        self.min_track = opts.min_track
         self._next_index = 0
         self._frame_scores: list[float | None] = []
         # Haar cascades keep scratch state while they scan, so each thread analysing frames borrows its own copy
         # (BlazeFace is a torch module in inference mode: one serves every thread).
         self._detectors: queue.SimpleQueue[FaceDetector] = queue.SimpleQueue()
         self._detectors.put(self.detector)
-        self.engine = choose_engine(engine, self.detector.backend, self.device)
+        self.engine = choose_engine(opts.engine, self.detector.backend, self.device)
         self._device_analyser: Any = None
         if self.engine == "device":
             from chromaflow.core.device_faces import DeviceFaceAnalyser  # imports this module
@@ -290,8 +314,6 @@ class DeepfakeScorer:
             )
 
     def _make_detector(self, name: str, min_face: int) -> FaceDetector:
-        if name not in ("haar", "blazeface", "auto"):
-            raise UsageError(f"unknown face detector {name!r}: use haar or blazeface")
         return FaceDetector(cast(Backend, name), min_size=min_face, device=str(self.device))  # checked above
 
     @staticmethod
@@ -300,8 +322,6 @@ class DeepfakeScorer:
     ) -> tuple[nn.Module, str]:
         if isinstance(classifier, nn.Module):
             return classifier, name or type(classifier).__name__
-        if classifier not in CLASSIFIERS:
-            raise UsageError(f"unknown classifier {classifier!r}: use one of {', '.join(CLASSIFIERS)}")
         if path is not None:  # that classifier's architecture, its weights from a file
             return registry.get_spec(classifier).builder.load(path), classifier
         return registry.load(classifier), classifier
@@ -426,6 +446,7 @@ class DeepfakeScorer:
 def choose_engine(engine: str, backend: str, device: torch.device) -> Literal["device", "host"]:
     """Where stage (1) runs: ``"device"`` asks for the device-resident path (BlazeFace only), ``"host"`` for the
     OpenCV one, ``"auto"`` takes the device path for BlazeFace on CUDA (on a CPU the host path is faster)."""
+    check_analysis_engine(engine)
     if engine == "host":
         return "host"
     if engine == "device":
@@ -435,6 +456,4 @@ def choose_engine(engine: str, backend: str, device: torch.device) -> Literal["d
                 "use detector='blazeface' or engine='host'"
             )
         return "device"
-    if engine == "auto":
-        return "device" if backend == "blazeface" and device.type == "cuda" else "host"
-    raise UsageError(f"unknown analysis engine {engine!r}: use auto, device or host")
+    return "device" if backend == "blazeface" and device.type == "cuda" else "host"

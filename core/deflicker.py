@@ -20,6 +20,7 @@ several threads, for VapourSynth) and :class:`DeflickerStream` (push/flush, for 
 comes out after frame ``n + radius`` went in).
 """
 
+import threading
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -29,19 +30,17 @@ from numpy.typing import NDArray
 
 from chromaflow.core.colorizer import join_in_gamut, ycbcr_chroma
 from chromaflow.core.colour import Siting, YCbCrFormat, downsample_chroma, quantize
-from chromaflow.core.errors import InputError, UsageError
+from chromaflow.core.errors import InputError
 from chromaflow.core.flow import working_size
+from chromaflow.core.gray_content import GrayContentCheck
 from chromaflow.core.labarrays import resize_plane
-from chromaflow.core.scenecut import DEFAULT_THRESHOLD, SceneCutDetector
+from chromaflow.core.options import DeflickerOptions, given
 from chromaflow.core.temporal import Smoothed, TemporalSmoother
 
 F32 = NDArray[np.float32]
 LabFrame = tuple[F32, F32]  # L* (H, W) and ab (2, H, W), float32, full size
-# DAVIS (benchmarks/deflicker.py): radius 3 removes more flicker than 2 (+1.0 dB) for 7-25 % more time
-DEFAULT_RADIUS = 3
-# the working resolution's longer side: on DAVIS (benchmarks/deflicker.py) 256 px removes as much flicker as 480
-# (PSNR within 0.2 dB, warp error within 10 %) at about 3x the speed; the correction is low-frequency anyway
-DEFAULT_MAX_SIDE = 256
+DEFAULT_RADIUS = DeflickerOptions.radius  # the defaults and their reasons live in DeflickerOptions
+DEFAULT_MAX_SIDE = DeflickerOptions.max_side
 
 
 class Deflickered(NamedTuple):
@@ -61,28 +60,17 @@ def _check(l_star: F32, ab: F32) -> None:
 class _Core:
     """What both access patterns share: the smoother, the working size and the full-size correction."""
 
-    def __init__(
-        self,
-        radius: int,
-        strength: float,
-        max_side: int,
-        scene_cut_threshold: float | None,
-        detect_cuts: bool,
-    ) -> None:
-        if not isinstance(radius, int) or radius < 1:
-            raise UsageError(f"deflicker radius must be a whole number of frames >= 1, got {radius!r}")
-        if max_side < 16:
-            raise UsageError(f"the working resolution must be at least 16 px, got {max_side}")
-        threshold = DEFAULT_THRESHOLD if scene_cut_threshold is None else scene_cut_threshold
+    def __init__(self, options: DeflickerOptions) -> None:
+        self.options = options
         self.smoother = TemporalSmoother(
-            radius,
-            strength,
-            scene_cut=SceneCutDetector(threshold),
-            detect_cuts=detect_cuts,
-            flow_max_side=max_side,
+            options.radius,
+            options.strength,
+            scene_cut=options.cut_detector(),
+            detect_cuts=options.detect_cuts,
+            flow_max_side=options.max_side,
             backend="numba",
         )
-        self.max_side = max_side
+        self.max_side = options.max_side
         self._work: tuple[int, int] | None = None
 
     def restart(self) -> None:
@@ -111,42 +99,73 @@ class _Core:
 class Deflicker:
     """Random access: ``ab(n)`` is frame ``n``'s deflickered ab, from frames ``n - radius .. n + radius``.
 
-    ``get_lab(k)`` returns frame ``k`` as full-size ``(L*, ab)`` float32 planes. ``strength`` (>= 0) scales the
-    neighbours' weight (0: frames come back unchanged; 1: a confident neighbour counts as much as the frame).
-    ``max_side``: the working resolution's longer side. ``scene_cut_threshold`` / ``detect_cuts``: no colour is
-    taken across a cut. Thread-safe.
+    ``get_lab(k)`` returns frame ``k`` as full-size ``(L*, ab)`` float32 planes. ``options``: the run's
+    :class:`DeflickerOptions` (radius, strength, working size, scene cuts); the keywords are their keyword form,
+    kept while hosts move to ``options`` (given ones replace the options' values). Thread-safe.
     """
 
     def __init__(
         self,
         num_frames: int,
         get_lab: Callable[[int], LabFrame],
+        options: DeflickerOptions | None = None,
         *,
-        radius: int = DEFAULT_RADIUS,
-        strength: float = 1.0,
-        max_side: int = DEFAULT_MAX_SIDE,
+        radius: int | None = None,
+        strength: float | None = None,
+        max_side: int | None = None,
         scene_cut_threshold: float | None = None,
-        detect_cuts: bool = True,
+        detect_cuts: bool | None = None,
     ) -> None:
+        opts = given(
+            options or DeflickerOptions(),
+            radius=radius,
+            strength=strength,
+            max_side=max_side,
+            scene_cut_threshold=scene_cut_threshold,
+            detect_cuts=detect_cuts,
+        )
         if num_frames < 1:
             raise InputError("the clip has no frames to deflicker")
         self.num_frames = num_frames
         self.get_lab = get_lab
-        self._core = _Core(radius, strength, max_side, scene_cut_threshold, detect_cuts)
+        self._core = _Core(opts)
+        self._gray_check: GrayContentCheck | None = GrayContentCheck(self.radius)
+        self._gray_lock = threading.Lock()
 
     @property
     def radius(self) -> int:
         return self._core.smoother.radius
+
+    @property
+    def options(self) -> DeflickerOptions:
+        """The run's options."""
+        return self._core.options
 
     def _loader(self, k: int) -> LabFrame | None:
         if k < 0 or k >= self.num_frames:
             return None
         return self._core.work(*self.get_lab(k))
 
+    def _check_colour(self) -> None:
+        """Refuse gray content stored in a colour format, from the clip's first frames (once; see
+        :mod:`chromaflow.core.gray_content`)."""
+        with self._gray_lock:
+            check = self._gray_check
+            if check is None:
+                return
+            k = 0
+            while not check.done and k < self.num_frames:
+                check.add(*self._core.work(*self.get_lab(k)))
+                check.settle()
+                k += 1
+            check.settle(final=True)
+            self._gray_check = None
+
     def ab(self, n: int, frame: LabFrame | None = None) -> F32:
         """Deflickered ab ``(2, H, W)`` of frame ``n`` (``frame``: its ``(L*, ab)`` when the caller has it)."""
         if not 0 <= n < self.num_frames:
             raise InputError(f"frame {n} is outside the clip (0 .. {self.num_frames - 1})")
+        self._check_colour()
         l_star, ab = self.get_lab(n) if frame is None else frame
         work = self._core.work(l_star, ab)
         smoothed = self._core.smoother.smooth_at(n, lambda k: work if k == n else self._loader(k))
@@ -159,34 +178,55 @@ class DeflickerStream:
 
     def __init__(
         self,
+        options: DeflickerOptions | None = None,
         *,
-        radius: int = DEFAULT_RADIUS,
-        strength: float = 1.0,
-        max_side: int = DEFAULT_MAX_SIDE,
+        radius: int | None = None,
+        strength: float | None = None,
+        max_side: int | None = None,
         scene_cut_threshold: float | None = None,
-        detect_cuts: bool = True,
+        detect_cuts: bool | None = None,
     ) -> None:
-        self._core = _Core(radius, strength, max_side, scene_cut_threshold, detect_cuts)
+        opts = given(
+            options or DeflickerOptions(),
+            radius=radius,
+            strength=strength,
+            max_side=max_side,
+            scene_cut_threshold=scene_cut_threshold,
+            detect_cuts=detect_cuts,
+        )
+        self._core = _Core(opts)
         self._held: dict[int, tuple[F32, F32]] = {}  # frame -> (full-size ab, working-size ab)
         self._count = 0
+        self._gray_check = GrayContentCheck(self.lookahead)
 
     @property
     def lookahead(self) -> int:
         """Frames pushed after frame ``n`` before it comes out."""
         return self._core.smoother.radius
 
+    @property
+    def options(self) -> DeflickerOptions:
+        """The stream's options."""
+        return self._core.options
+
     def push(self, l_star: F32, ab: F32) -> list[Deflickered]:
+        """Add the next frame; gray content stored in a colour format is refused (:class:`InputError`) from the
+        first frames, before the first frame comes out (see :mod:`chromaflow.core.gray_content`)."""
         l_work, ab_work = self._core.work(l_star, ab)
+        self._gray_check.add(l_work, ab_work)
+        self._gray_check.settle()
         self._held[self._count] = (ab, ab_work)
         self._count += 1
         return self._finish(self._core.smoother.push(l_work, ab_work))
 
     def flush(self) -> list[Deflickered]:
         """The frames still held; the stream then starts over."""
+        self._gray_check.settle(final=True)
         out = self._finish(self._core.smoother.flush())
         self._held.clear()
         self._count = 0
         self._core.restart()
+        self._gray_check = GrayContentCheck(self.lookahead)
         return out
 
     def _finish(self, ready: list[Smoothed]) -> list[Deflickered]:

@@ -36,6 +36,7 @@ from chromaflow.core.colour import Siting, YCbCrFormat
 from chromaflow.core.errors import InputError, UsageError
 from chromaflow.core.flow import working_size
 from chromaflow.core.hints import Hint
+from chromaflow.core.options import check_colorize_engine
 from chromaflow.core.propagate import PropagationParams
 
 # --------------------------------------------------------------------------------------------- resizing
@@ -293,8 +294,7 @@ def device_engine_for(
     (the device engine where it applies and ``colorizer`` is on CUDA: on the CPU the two are about as fast).
     ``options`` are the further :class:`~chromaflow.core.video.VideoColorizer` options the host was given.
     """
-    if engine not in ("auto", "device", "video"):
-        raise UsageError(f"engine must be auto, device or video, got {engine!r}")
+    check_colorize_engine(engine)
     if engine == "video":
         return None
     why_not = None

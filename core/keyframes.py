@@ -38,6 +38,7 @@ from numpy.typing import NDArray
 
 from chromaflow.core.errors import InputError, UsageError
 from chromaflow.core.flow import compute_flow, to_flow_luma, working_size
+from chromaflow.core.frame_facts import FrameFacts
 from chromaflow.core.labarrays import (
     as_rgb_float,
     lab_planes_to_rgb,
@@ -47,6 +48,8 @@ from chromaflow.core.labarrays import (
     to_lightness,
 )
 from chromaflow.core.lru import LRUCache
+from chromaflow.core.options import MODES as MODES  # re-exported: hosts import it from here
+from chromaflow.core.options import check_transfer_mode
 from chromaflow.core.propagate import (
     ChainState,
     KeyData,
@@ -67,19 +70,24 @@ from chromaflow.core.propagate import (
     step_chain,
     to_full_size,
 )
-from chromaflow.core.scenecut import DEFAULT_THRESHOLD, LumaStats, SceneCutDetector
+from chromaflow.core.scenecut import DEFAULT_THRESHOLD, SceneCutDetector
+from chromaflow.core.shots import ShotCuts
 from chromaflow.core.transfer_global import LabSamples, histogram, reinhard
 from chromaflow.core.transfer_knn import KnnTable
 
 Mode = Literal["propagate", "reinhard", "histogram", "knn", "auto"]
-MODES: tuple[str, ...] = ("propagate", "reinhard", "histogram", "knn", "auto")
 F32 = NDArray[np.float32]
 LumaSource = Callable[[int], Any]
 _REF_SPEC = re.compile(r"^(\d+)=(.+)$")
+CACHE_EVERY = 8  # every 8th chain state is kept as a checkpoint (random-access memory against recomputation)
 
 
-def load_references(specs: Iterable[str]) -> dict[int, F32]:
-    """Parse ``N=IMAGE`` strings (N the 0-based frame index) and load the images as float RGB ``(H, W, 3)``."""
+def load_references(specs: Iterable[str], num_frames: int | None = None) -> dict[int, F32]:
+    """Parse ``N=IMAGE`` strings (N the 0-based frame index) and load the images as float RGB ``(H, W, 3)``.
+
+    ``num_frames``: the input's length when it is known exactly (before the run); a reference past it is then
+    refused at once (:class:`UsageError`) instead of at the end of the run.
+    """
     refs: dict[int, F32] = {}
     for spec in specs:
         m = _REF_SPEC.match(spec.strip())
@@ -90,7 +98,18 @@ def load_references(specs: Iterable[str]) -> dict[int, F32]:
         n = int(m.group(1))
         if n in refs:
             raise UsageError(f"frame {n} has two references; give one image per frame")
-        refs[n] = load_rgb(Path(m.group(2)))
+        if num_frames is not None and n >= num_frames:
+            raise UsageError(
+                f"reference {spec!r} is for frame {n}, but the input has {num_frames} frames (0 .. {num_frames - 1}); "
+                "frame numbers start at 0"
+            )
+        path = Path(m.group(2))
+        if path.is_dir():
+            raise InputError(
+                f"reference {spec!r}: {path} is a folder; give one image file per keyframe (PNG, JPEG or TIFF), "
+                f"e.g. {n}={path / 'key.png'}"
+            )
+        refs[n] = load_rgb(path)
     if not refs:
         raise UsageError("no references given; use --ref N=IMAGE")
     return refs
@@ -99,8 +118,7 @@ def load_references(specs: Iterable[str]) -> dict[int, F32]:
 @dataclass(frozen=True)
 class _Frame:
     l_work: F32  # L* at the working resolution
-    flow_luma: NDArray[np.uint8]  # what DIS sees
-    stats: LumaStats  # what cut detection sees
+    flow_luma: NDArray[np.uint8]  # what DIS sees, and what cut detection sees (ShotCuts)
 
 
 @dataclass(frozen=True)
@@ -128,22 +146,7 @@ class _Result:
     info: "FrameInfo"
 
 
-@dataclass(frozen=True)
-class FrameInfo:
-    """Per-frame facts for hosts (VapourSynth frame properties, JSON summaries)."""
-
-    keyframe_distance: int  # frames to the nearest keyframe a chain reached; -1 if none
-    confidence: float  # mean propagation confidence in [0, 1] (1 for keyframes, 0 for global modes)
-    scene_cut: bool  # a new shot starts at this frame
-    is_keyframe: bool
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "keyframe_distance": self.keyframe_distance,
-            "confidence": self.confidence,
-            "scene_cut": self.scene_cut,
-            "is_keyframe": self.is_keyframe,
-        }
+FrameInfo = FrameFacts  # the per-frame facts' earlier name
 
 
 class KeyframeTransfer:
@@ -152,7 +155,9 @@ class KeyframeTransfer:
     ``references``: ``{frame_index: RGB image}`` (uint8/uint16/float arrays, or paths), or a single image (used as
     keyframe 0). ``colorizer``: optional automatic colorizer used as the low-confidence fallback: an object with
     ``predict_ab(l: Tensor (N, 1, H, W)) -> Tensor (N, 2, H, W)`` (:class:`chromaflow.core.colorizer.Colorizer`) or a
-    callable ``L* (h, w) -> ab (h, w, 2)``.
+    callable ``L* (h, w) -> ab (h, w, 2)``. ``shots``: the run's shared scene cuts (:class:`ShotCuts`, e.g. a
+    :class:`~chromaflow.core.video.VideoColorizer`'s, so its smoothing stops at the same cuts); it replaces
+    ``scene_cut_threshold`` and ``detect_cuts``.
     """
 
     def __init__(
@@ -164,15 +169,15 @@ class KeyframeTransfer:
         *,
         scene_cut_threshold: float = DEFAULT_THRESHOLD,
         detect_cuts: bool = True,
-        cache_every: int = 8,
+        cache_every: int = CACHE_EVERY,
         colorizer: Any = None,
         params: PropagationParams | None = None,
         knn_samples: int = 4096,
         cache_states: int = 64,
         cache_frames: int = 48,
+        shots: ShotCuts | None = None,
     ) -> None:
-        if mode not in MODES:
-            raise UsageError(f"unknown transfer mode {mode!r}; use one of {', '.join(MODES)}")
+        check_transfer_mode(mode)
         if num_frames < 1:
             raise InputError(f"the sequence has {num_frames} frames; it needs at least one")
         if cache_every < 1:
@@ -190,7 +195,8 @@ class KeyframeTransfer:
         self.cache_every = cache_every
         self.colorizer = colorizer
         self.knn_samples = knn_samples
-        self.cuts = SceneCutDetector(scene_cut_threshold) if detect_cuts else None
+        self.shots = shots or ShotCuts(SceneCutDetector(scene_cut_threshold) if detect_cuts else None)
+        self.cuts = self.shots.detector
         self._ref_images = {int(n): img for n, img in refs.items()}
         self.keys = sorted(self._ref_images)
         self._size: tuple[int, int] | None = None
@@ -202,7 +208,6 @@ class KeyframeTransfer:
         self._segment_locks: dict[tuple[int, int], threading.Lock] = {}
         self._frames = LRUCache(cache_frames)
         self._flows = LRUCache(4 * cache_frames)
-        self._cut_flags = LRUCache(1 << 16)
         self._states = LRUCache(cache_states)
         self._checkpoints = LRUCache(max(16, 4 * cache_states))
         self._results = LRUCache(16)
@@ -239,9 +244,7 @@ class KeyframeTransfer:
             return cached
         l_full = self._l_full(n) if l_full is None else l_full
         l_work = resize_plane(l_full, self.work_size)
-        flow_luma = to_flow_luma(l_work)
-        stats = (self.cuts or SceneCutDetector()).stats(flow_luma)
-        frame = _Frame(l_work, flow_luma, stats)
+        frame = _Frame(l_work, to_flow_luma(l_work))
         self._frames.put(n, frame)
         return frame
 
@@ -260,13 +263,7 @@ class KeyframeTransfer:
 
     def scene_cut(self, n: int) -> bool:
         """True when a new shot starts at frame ``n`` (frame 0 never)."""
-        if n <= 0 or self.cuts is None:
-            return False
-        cached = self._cut_flags.get(n)
-        if cached is None:
-            cached = self.cuts.is_cut(self._frame(n - 1).stats, self._frame(n).stats)
-            self._cut_flags.put(n, cached)
-        return bool(cached)
+        return self.shots.is_cut(n, lambda k: self._frame(k).flow_luma)
 
     # ------------------------------------------------------------------ keyframes
 
@@ -501,7 +498,7 @@ class KeyframeTransfer:
         res = self._result(n)
         if not res.chains:
             return np.ascontiguousarray(refine(res.l_work, res.ab, self.params).transpose(2, 0, 1))
-        chains = [(_sample_work(self._key(k).data.ab_work, pos), c, wt) for k, pos, c, wt in res.chains]
+        chains = [(sample_full(self._key(k).data.ab_work, pos), c, wt) for k, pos, c, wt in res.chains]
         out = compose_full(chains, res.conf, self._fill(n, res, res.l_work))
         return np.ascontiguousarray(out.transpose(2, 0, 1))
 
@@ -536,11 +533,6 @@ class KeyframeTransfer:
         self._fallbacks.keep_only(lambda k: not (isinstance(k, int) and k < n))
         self._states.keep_only(lambda k: not (isinstance(k, tuple) and k[2] < n))
         self._checkpoints.keep_only(lambda k: not (isinstance(k, tuple) and k[2] < n and k[2] != k[1]))
-
-
-def _sample_work(ab_work: F32, pos: F32) -> F32:
-    """A keyframe's working-resolution ab sampled through a chain's position map."""
-    return sample_full(ab_work, pos)
 
 
 def _colorizer_ab(colorizer: Any, l_work: F32) -> F32:

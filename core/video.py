@@ -10,13 +10,17 @@ One frame's colour comes from, in order of preference:
    list for every frame, or ``{frame: [hints]}``).
 
 ab is computed at a working resolution (longer side ``max_side``), optionally smoothed over time
-(:class:`~chromaflow.core.temporal.TemporalSmoother`, radius ``smooth_radius``, reset at scene cuts) and brought to
+(:class:`~chromaflow.core.temporal.TemporalSmoother`, radius ``smooth``, reset at scene cuts) and brought to
 full size by a fast guided filter on the full-resolution L*; keyframes keep their reference colours exactly.
+
+Options come as one :class:`~chromaflow.core.options.ColorizeOptions` (every host builds one); the engine builds one
+scene-cut detector from it and one :class:`~chromaflow.core.shots.ShotCuts` that keyframe transfer, smoothing and
+the per-frame facts share, so all three stop at the same cuts and each frame's cut statistics are computed once.
 
 Access patterns, one core (:meth:`VideoColorizer.ab`), so they give identical frames:
 
-- random access: ``VideoColorizer(num_frames, get_luma, ...)`` then ``ab(n)`` / ``rgb(n)`` / ``info(n)`` in any
-  order, from several threads;
+- random access: ``VideoColorizer(num_frames, get_luma, options, colorizer=...)`` then ``ab(n)`` / ``rgb(n)`` /
+  ``info(n)`` (a :class:`~chromaflow.core.frame_facts.FrameFacts`) in any order, from several threads;
 - streaming: :class:`VideoColorizerStream` ``push(luma)`` returns the frames that became ready, ``flush()`` the rest.
   A frame is ready once every frame it depends on has arrived (:meth:`VideoColorizer.horizon`: the smoothing window
   and, for propagation, the next keyframe within ``max_distance``; for the model, the end of the block), so the
@@ -37,90 +41,127 @@ import numpy as np
 import torch
 from numpy.typing import NDArray
 
-from chromaflow.core.errors import InputError, UsageError
-from chromaflow.core.flow import working_size
+from chromaflow.core.errors import InputError
+from chromaflow.core.flow import to_flow_luma, working_size
+from chromaflow.core.frame_facts import FrameFacts
 from chromaflow.core.hints import Hint
-from chromaflow.core.keyframes import KeyframeTransfer, _colorizer_ab
+from chromaflow.core.keyframes import CACHE_EVERY, KeyframeTransfer, _colorizer_ab
 from chromaflow.core.labarrays import lab_planes_to_rgb, resize_plane, to_lightness
+from chromaflow.core.options import ColorizeOptions, check_colour_sources, given
 from chromaflow.core.propagate import PropagationParams, to_full_size
-from chromaflow.core.scenecut import DEFAULT_THRESHOLD, SceneCutDetector
+from chromaflow.core.shots import ShotCuts, cut_luma
 from chromaflow.core.temporal import TemporalSmoother
 
 F32 = NDArray[np.float32]
 UNKNOWN_LENGTH = 1 << 62  # a stream's length before flush
-DEFAULT_SMOOTH_RADIUS = 2  # the hosts' default temporal smoothing radius (frames), one value for all
+DEFAULT_SMOOTH_RADIUS = ColorizeOptions.smooth  # the hosts' default temporal smoothing radius (frames)
+Hints = Sequence[Hint] | Mapping[int, Sequence[Hint]]
+
+
+def colorize_options(
+    options: ColorizeOptions | None,
+    *,
+    transfer: str | None = None,
+    smooth_radius: int | None = None,
+    smooth_strength: float | None = None,
+    scene_cut_threshold: float | None = None,
+    detect_cuts: bool | None = None,
+    params: PropagationParams | None = None,
+    batch_size: int | None = None,
+) -> ColorizeOptions:
+    """The engine's options from its keyword form: ``options`` (or, without them, the engine's own starting point,
+    :class:`ColorizeOptions` with no smoothing, as :class:`VideoColorizer` always had) with the keywords given."""
+    base = options if options is not None else ColorizeOptions(smooth=0)
+    return given(
+        base,
+        transfer=transfer,
+        smooth=smooth_radius,
+        smooth_strength=smooth_strength,
+        scene_cut_threshold=scene_cut_threshold,
+        detect_cuts=detect_cuts,
+        params=params,
+        batch_size=batch_size,
+    )
 
 
 class VideoColorizer:
-    """Colour for every frame of one sequence (see the module docstring)."""
+    """Colour for every frame of one sequence (see the module docstring).
+
+    ``options``: the run's :class:`ColorizeOptions` (its model, device, precision and size are the host's to build
+    ``colorizer`` from). ``colorizer``: a :class:`~chromaflow.core.colorizer.Colorizer`, any object with
+    ``predict_ab``, or a callable ``L* (h, w) -> ab``; ``references``: ``{frame: RGB image or path}``; ``hints``:
+    for every frame or ``{frame: [hints]}``. ``cache_every``: keyframe transfer's checkpoint spacing (memory only).
+    The keywords ``transfer`` .. ``batch_size`` are the options' keyword form, kept while hosts move to
+    ``options``: given ones replace the options' values (without ``options`` the engine starts from no smoothing,
+    ``ColorizeOptions(smooth=0)``).
+    """
 
     def __init__(
         self,
         num_frames: int,
         get_luma: Callable[[int], Any],
+        options: ColorizeOptions | None = None,
         *,
         colorizer: Any = None,
         references: Mapping[int, Any] | None = None,
-        transfer: str = "auto",
-        smooth_radius: int = 0,
-        smooth_strength: float = 1.0,
-        scene_cut_threshold: float = DEFAULT_THRESHOLD,
-        detect_cuts: bool = True,
+        hints: Hints | None = None,
+        cache_every: int = CACHE_EVERY,
+        transfer: str | None = None,
+        smooth_radius: int | None = None,
+        smooth_strength: float | None = None,
+        scene_cut_threshold: float | None = None,
+        detect_cuts: bool | None = None,
         params: PropagationParams | None = None,
-        hints: Sequence[Hint] | Mapping[int, Sequence[Hint]] | None = None,
-        batch_size: int = 8,
-        **transfer_options: Any,
+        batch_size: int | None = None,
     ) -> None:
-        if colorizer is None and not references:
-            raise UsageError(
-                "nothing to colour with: give a model (colorizer) or reference keyframes (--ref N=IMAGE)"
-            )
-        if batch_size < 1:
-            raise UsageError(f"batch size must be at least 1, got {batch_size}")
-        if hints and references:
-            raise UsageError("colour hints steer the model alone; with reference keyframes, leave hints out")
-        if hints and not hasattr(colorizer, "predict_ab"):
-            raise UsageError("colour hints need a colour model (a Colorizer); give one, or leave hints out")
+        check_colour_sources(colorizer, bool(references), bool(hints))
+        opts = colorize_options(
+            options,
+            transfer=transfer,
+            smooth_radius=smooth_radius,
+            smooth_strength=smooth_strength,
+            scene_cut_threshold=scene_cut_threshold,
+            detect_cuts=detect_cuts,
+            params=params,
+            batch_size=batch_size,
+        )
+        self.options = opts
         self.hints = hints or ()
-        self.batch_size = batch_size
+        self.batch_size = opts.batch_size
         if num_frames < 1:
             raise InputError(f"the sequence has {num_frames} frames; it needs at least one")
         self.num_frames = num_frames
         self.get_luma = get_luma
         self.colorizer = colorizer
-        self.params = params or PropagationParams()
+        self.params = opts.params
+        # the run's one scene-cut detector, and each frame's cut statistics: transfer, smoothing and info share them
+        self.shots = ShotCuts(opts.cut_detector())
         self.transfer = (
             KeyframeTransfer(
                 references,
                 get_luma,
                 num_frames,
-                transfer,
-                scene_cut_threshold=scene_cut_threshold,
-                detect_cuts=detect_cuts,
+                opts.transfer,
+                cache_every=cache_every,
                 colorizer=colorizer,
                 params=self.params,
-                **transfer_options,
+                shots=self.shots,
             )
             if references
             else None
         )
         self.smoother = (
             TemporalSmoother(
-                smooth_radius,
-                smooth_strength,
-                scene_cut=SceneCutDetector(scene_cut_threshold),
-                detect_cuts=detect_cuts,
-                flow_max_side=self.params.max_side,
+                opts.smooth, opts.smooth_strength, shots=self.shots, flow_max_side=self.params.max_side
             )
-            if smooth_radius > 0
+            if opts.smooth > 0
             else None
         )
-        self.cuts = SceneCutDetector(scene_cut_threshold) if detect_cuts else None
         self._lock = threading.Lock()
         self._work: tuple[int, int] | None = None
         # the colorizer runs on blocks of batch_size frames (block b = frames b*B .. b*B+B-1); results kept per block
         r = self.smoother.radius if self.smoother is not None else 0
-        self._block_capacity = max(4, 2 * (-(-(2 * r + 1) // batch_size) + 1))
+        self._block_capacity = max(4, 2 * (-(-(2 * r + 1) // self.batch_size) + 1))
         self._blocks: OrderedDict[int, dict[int, tuple[F32, F32]]] = OrderedDict()
         self._block_locks: dict[int, threading.Lock] = {}
 
@@ -227,14 +268,26 @@ class VideoColorizer:
         l_full = self._l_full(n)
         return lab_planes_to_rgb(l_full, self.ab(n, l_full).transpose(1, 2, 0))
 
-    def info(self, n: int) -> dict[str, Any]:
+    def info(self, n: int) -> FrameFacts:
         """Per-frame facts: keyframe distance, transfer confidence, scene-cut flag (for frame properties)."""
         if self.transfer is not None:
-            return self.transfer.info(n).as_dict()
-        cut = False
-        if self.cuts is not None and n > 0:
-            cut = self.cuts.is_cut(to_lightness(self.get_luma(n - 1)), to_lightness(self.get_luma(n)))
-        return model_frame_info(cut)
+            return self.transfer.info(n)
+        return FrameFacts.model_only(self.scene_cut(n))
+
+    def scene_cut(self, n: int) -> bool:
+        """True when a new shot starts at frame ``n``: the cut transfer and smoothing stop at (one decision)."""
+        if self.transfer is not None:
+            return self.transfer.scene_cut(n)
+        return self.shots.is_cut(n, self._cut_luma)
+
+    def _cut_luma(self, k: int) -> NDArray[np.uint8]:
+        """What cut detection sees of frame ``k``: its working-resolution L* as flow sees it (the smoother's
+        and keyframe transfer's view; from the colorizer block's L* when that block is at hand)."""
+        with self._lock:
+            block = self._blocks.get(k // self.batch_size)
+        if block is not None and k in block:
+            return to_flow_luma(block[k][0])
+        return cut_luma(self._l_full(k), self.params.max_side)
 
     def horizon(self, n: int) -> int:
         """The last frame index that frame ``n``'s result depends on (bounded lookahead for streaming)."""
@@ -261,8 +314,8 @@ class VideoColorizer:
 
 
 def model_frame_info(scene_cut: bool) -> dict[str, Any]:
-    """The per-frame facts of a frame coloured by the model alone (no keyframes)."""
-    return {"keyframe_distance": -1, "confidence": 0.0, "scene_cut": scene_cut, "is_keyframe": False}
+    """The per-frame facts of a frame coloured by the model alone (no keyframes), as a dict."""
+    return FrameFacts.model_only(scene_cut).as_dict()
 
 
 class Ready(NamedTuple):
@@ -270,21 +323,59 @@ class Ready(NamedTuple):
 
     frame_index: int
     ab: F32  # (2, H, W)
-    info: dict[str, Any]
+    facts: FrameFacts
+
+    @property
+    def info(self) -> dict[str, Any]:
+        """The frame's facts as a dict (what ``on_info`` callbacks receive)."""
+        return self.facts.as_dict()
 
 
 class VideoColorizerStream:
     """Push/pull adaptor over :class:`VideoColorizer` (PyAV-node shape): same results as random access.
 
     ``push(frame)`` stores the frame and returns every frame that became ready; ``flush()`` ends the stream and
-    returns the rest. Options are those of :class:`VideoColorizer`.
+    returns the rest. Options and keywords are those of :class:`VideoColorizer`.
     """
 
-    def __init__(self, **options: Any) -> None:
+    def __init__(
+        self,
+        options: ColorizeOptions | None = None,
+        *,
+        colorizer: Any = None,
+        references: Mapping[int, Any] | None = None,
+        hints: Hints | None = None,
+        cache_every: int = CACHE_EVERY,
+        transfer: str | None = None,
+        smooth_radius: int | None = None,
+        smooth_strength: float | None = None,
+        scene_cut_threshold: float | None = None,
+        detect_cuts: bool | None = None,
+        params: PropagationParams | None = None,
+        batch_size: int | None = None,
+    ) -> None:
         self._frames: dict[int, Any] = {}
         self._pushed = 0
         self._next = 0
-        self.core = VideoColorizer(UNKNOWN_LENGTH, self._get, **options)
+        opts = colorize_options(
+            options,
+            transfer=transfer,
+            smooth_radius=smooth_radius,
+            smooth_strength=smooth_strength,
+            scene_cut_threshold=scene_cut_threshold,
+            detect_cuts=detect_cuts,
+            params=params,
+            batch_size=batch_size,
+        )
+        self.core = VideoColorizer(
+            UNKNOWN_LENGTH,
+            self._get,
+            opts,
+            colorizer=colorizer,
+            references=references,
+            hints=hints,
+            cache_every=cache_every,
+        )
 
     @property
     def lookahead(self) -> int:

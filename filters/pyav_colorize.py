@@ -35,7 +35,9 @@ from chromaflow.core.colour.tags import ColourRange
 from chromaflow.core.device_engine import ChromaLayout, DeviceColorizerStream, device_engine_for
 from chromaflow.core.errors import InputError, UsageError
 from chromaflow.core.hints import Hint
+from chromaflow.core.propagate import PropagationParams
 from chromaflow.core.scenecut import DEFAULT_THRESHOLD, LumaStats, SceneCutDetector
+from chromaflow.core.shots import cut_luma
 from chromaflow.core.video import Ready, VideoColorizerStream, model_frame_info
 from chromaflow.filters.pyav_frames import (
     PlaneLayout,
@@ -115,6 +117,8 @@ class ColorizeNode(FrameNode):
             )
         elif options.get("detect_cuts", True):
             self._cuts = SceneCutDetector(options.get("scene_cut_threshold", DEFAULT_THRESHOLD))
+        # the device path reports the cuts the video engine decides: at its working size (cut_luma)
+        self._cut_side = (options.get("params") or PropagationParams()).max_side
         self.gray_to = gray_to
         self._held: dict[int, tuple[av.VideoFrame, PlaneLayout, np.ndarray | None]] = {}
         self._first: tuple[int, int, str] | None = None
@@ -164,10 +168,11 @@ class ColorizeNode(FrameNode):
         return self._build_planes(self._device_stream.push(index, y_plane))
 
     def _report_cut(self, index: int, y_plane: np.ndarray) -> None:
-        """The model-only facts of frame ``index`` (what the video engine reports), scene cuts from host L*."""
+        """The model-only facts of frame ``index`` (what the video engine reports: its cut statistics, of
+        :func:`~chromaflow.core.shots.cut_luma`)."""
         cut = False
         if self._cuts is not None:
-            stats = self._cuts.stats(ycbcr_lightness(y_plane, self._fmt).numpy())
+            stats = self._cuts.stats(cut_luma(ycbcr_lightness(y_plane, self._fmt).numpy(), self._cut_side))
             cut = self._last_stats is not None and self._cuts.is_cut(self._last_stats, stats)
             self._last_stats = stats
         assert self.on_info is not None

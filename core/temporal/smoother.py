@@ -19,7 +19,9 @@ error of the warped neighbours at moving edges and the blur of their bilinear re
 smear chroma detail. The centre frame's own chroma detail is therefore kept as it is. On DAVIS this cuts the
 fidelity loss on clean frames several-fold at the same flicker reduction (``benchmarks/smoothing.py``).
 
-Neighbours across a scene cut (:mod:`chromaflow.core.scenecut`) are not used, so no colour crosses a cut.
+Neighbours across a scene cut (:mod:`chromaflow.core.scenecut`) are not used, so no colour crosses a cut. Random
+access may share its cut decisions with the rest of a run (``shots``, a :class:`~chromaflow.core.shots.ShotCuts`:
+a colorize run's keyframe transfer then stops at exactly the same cuts).
 
 One core (:meth:`TemporalSmoother._smooth`) serves both access patterns, so they give identical frames:
 
@@ -58,7 +60,8 @@ from chromaflow.core.flow import (
     working_size,
 )
 from chromaflow.core.lru import LRUCache
-from chromaflow.core.scenecut import LumaStats, SceneCutDetector
+from chromaflow.core.scenecut import SceneCutDetector
+from chromaflow.core.shots import ShotCuts
 from chromaflow.core.temporal.kernel_numba import kernel_numba
 from chromaflow.core.temporal.kernel_reference import kernel_reference, kernel_torch
 from chromaflow.core.temporal.params import SmoothingParams, lowpass_correction, lowpass_correction_torch
@@ -76,7 +79,6 @@ class _Frame:
     luma: F32  # L* at the ab resolution
     luma_u8: NDArray[np.uint8]  # what flow and cut detection see
     flow_luma: NDArray[np.uint8]  # luma at the flow's working resolution
-    stats: LumaStats
     ab: ABFrame  # numpy (2, h, w) float32, or a torch tensor on the smoother's device
     luma_dev: torch.Tensor | None  # luma on the device (torch backend)
 
@@ -103,12 +105,12 @@ def _pair_at_least(low: int) -> Callable[[Hashable], bool]:
 
 
 class _State:
-    """Per-sequence caches: prepared frames, flows keyed by (dst, src), cut flags keyed by frame index."""
+    """Per-sequence caches: prepared frames, flows keyed by (dst, src), and the scene cuts by frame index."""
 
-    def __init__(self, frame_cap: int | None, flow_cap: int | None) -> None:
+    def __init__(self, frame_cap: int | None, flow_cap: int | None, cuts: ShotCuts) -> None:
         self.frames = LRUCache(frame_cap)
         self.flows = LRUCache(flow_cap)
-        self.cuts = LRUCache(None if frame_cap is None else 4 * frame_cap)
+        self.cuts = cuts
 
     def clear(self) -> None:
         self.frames.clear()
@@ -129,7 +131,9 @@ class TemporalSmoother:
 
     ``backend="auto"`` picks ``torch`` when ``device`` is a CUDA device, else ``numba``. ``scene_cut`` sets the cut
     detector (default: :class:`SceneCutDetector()`); ``detect_cuts=False``
-    disables cut detection. ``flow_max_side`` bounds the resolution flow is computed at (vectors are rescaled).
+    disables cut detection; ``shots`` (a :class:`ShotCuts`) replaces both for random access: its detector, and the
+    statistics and flags it holds by frame index, are shared with whoever else uses it. ``flow_max_side`` bounds
+    the resolution flow is computed at (vectors are rescaled).
     ``cache_frames`` bounds how many prepared frames random access keeps (flows: ``2 * radius`` per frame).
     Typical use::
 
@@ -160,7 +164,10 @@ class TemporalSmoother:
         flow_preset: FlowPreset = DEFAULT_PRESET,
         flow_max_side: int | None = 512,
         cache_frames: int | None = None,
+        shots: ShotCuts | None = None,
     ) -> None:
+        if shots is not None and (scene_cut is not None or not detect_cuts):
+            raise UsageError("give the smoother shared scene cuts (shots) or its own detector, not both")
         self.params = SmoothingParams(
             radius, strength, luma_sigma, fb_sigma, fb_alpha, temporal_sigma, correction_scale
         )
@@ -174,7 +181,10 @@ class TemporalSmoother:
                 f"the {backend} backend runs on the CPU; use backend='torch' for device {self.device}"
             )
         self.backend: str = backend
-        self.scene_cut = (scene_cut or SceneCutDetector()) if detect_cuts else None
+        if shots is not None:
+            self.scene_cut = shots.detector
+        else:
+            self.scene_cut = (scene_cut or SceneCutDetector()) if detect_cuts else None
         self.flow_preset = flow_preset
         if flow_max_side is not None and flow_max_side < 8:
             raise UsageError(f"flow_max_side must be >= 8, got {flow_max_side}")
@@ -183,8 +193,8 @@ class TemporalSmoother:
         # random access keeps a few windows' worth: each frame needs 2r flows into it and 2r out of it,
         # and half of those are shared with the next frame
         frame_cap = cache_frames if cache_frames is not None else 4 * r + 8
-        self._random = _State(frame_cap, 2 * r * frame_cap)
-        self._stream = _State(None, None)
+        self._random = _State(frame_cap, 2 * r * frame_cap, shots or ShotCuts(self.scene_cut))
+        self._stream = _State(None, None, ShotCuts(self.scene_cut))
         self._next = 0  # index of the next pushed frame
         self._emitted = 0  # index of the next frame to emit
         self._shape: tuple[int, int] | None = None
@@ -229,9 +239,6 @@ class TemporalSmoother:
         luma_u8 = to_flow_luma(luma)
         work = shape if self.flow_max_side is None else working_size(shape, self.flow_max_side)
         flow_luma = luma_u8 if work == shape else np.asarray(resize_luma(luma_u8, work))
-        stats = (
-            self.scene_cut.stats(luma_u8) if self.scene_cut is not None else SceneCutDetector().stats(luma_u8)
-        )
         if self.backend == "torch":
             ab: ABFrame = (ab_t if isinstance(frame_ab, torch.Tensor) else torch.from_numpy(ab_np)).to(
                 self.device
@@ -240,7 +247,7 @@ class TemporalSmoother:
         else:
             ab = ab_t.cpu().numpy() if isinstance(frame_ab, torch.Tensor) else np.ascontiguousarray(ab_np)
             luma_dev = None
-        return _Frame(luma, luma_u8, flow_luma, stats, ab, luma_dev)
+        return _Frame(luma, luma_u8, flow_luma, ab, luma_dev)
 
     # ------------------------------------------------------------------ the shared core
 
@@ -258,13 +265,7 @@ class TemporalSmoother:
 
     def _cut_before(self, state: _State, k: int, frames: dict[int, _Frame]) -> bool:
         """True when frame ``k`` starts a new shot (compares frames ``k - 1`` and ``k``)."""
-        if self.scene_cut is None:
-            return False
-        cached = state.cuts.get(k)
-        if cached is None:
-            cached = self.scene_cut.is_cut(frames[k - 1].stats, frames[k].stats)
-            state.cuts.put(k, cached)
-        return bool(cached)
+        return state.cuts.is_cut(k, lambda i: frames[i].luma_u8)
 
     def _window(self, state: _State, n: int, frames: dict[int, _Frame]) -> list[int]:
         """Neighbours of ``n`` that exist and lie in the same shot, nearest first on each side."""
@@ -340,7 +341,7 @@ class TemporalSmoother:
             low = self._emitted - self.radius  # frames below this are no longer anyone's neighbour
             state.frames.keep_only(_index_at_least(low))
             state.flows.keep_only(_pair_at_least(low))
-            state.cuts.keep_only(_index_at_least(low))
+            state.cuts.release_before(low)
         return out
 
     # ------------------------------------------------------------------ random access
@@ -370,7 +371,7 @@ class TemporalSmoother:
         return self._smooth(state, n, frames)
 
     def reset(self) -> None:
-        """Forget every cached frame, flow and cut flag (start a new sequence)."""
+        """Forget every cached frame, flow and cut flag (start a new sequence; shared ``shots`` included)."""
         self._random.clear()
         self._stream.clear()
         self._next = self._emitted = 0
