@@ -13,9 +13,13 @@ forward-backward consistency check.
 
 Flow is OpenCV's DIS (Kroeger et al., "Fast Optical Flow using Dense Inverse Search", ECCV 2016). DIS instances are
 kept per thread (hosts such as VapourSynth request frames from several threads; an OpenCV DIS object is not safe to
-share), and DIS is deterministic for a given input.
+share), and DIS is deterministic for a given input. Frames of any size work: DIS itself refuses a frame whose
+sides are under 12 px and, for thin frames (64x8, 100x12), picks its pyramid from the width alone and reads outside
+the picture (a crash), so :func:`dis_flow` pads such frames (edge pixels repeated) to a size DIS handles and crops
+the flow back.
 """
 
+import math
 import threading
 from typing import Literal
 
@@ -57,17 +61,104 @@ def thread_dis(preset: str, shape: tuple[int, int], purpose: str = "flow") -> cv
         _local.dis = cache
     key = (purpose, preset, shape)
     if key not in cache:
-        if preset == "fine":
-            dis = cv2.DISOpticalFlow.create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
-            dis.setFinestScale(0)
-        elif preset in _PRESETS:
-            dis = cv2.DISOpticalFlow.create(_PRESETS[preset])
-        else:
-            raise UsageError(f"unknown flow preset {preset!r}; use one of {', '.join(_PRESETS)} or fine")
+        dis = _new_dis(preset)
         if len(cache) >= 8:  # a long-lived thread that met many sizes: start over
             cache.clear()
         cache[key] = dis
     return cache[key]
+
+
+def _new_dis(preset: str) -> cv2.DISOpticalFlow:
+    if preset == "fine":
+        dis = cv2.DISOpticalFlow.create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+        dis.setFinestScale(0)
+        return dis
+    if preset in _PRESETS:
+        return cv2.DISOpticalFlow.create(_PRESETS[preset])
+    raise UsageError(f"unknown flow preset {preset!r}; use one of {', '.join(_PRESETS)} or fine")
+
+
+_PARAMS: dict[str, tuple[int, int]] = {}
+
+
+def _dis_params(preset: str) -> tuple[int, int]:
+    """``(patch size, finest scale)`` a fresh DIS instance of ``preset`` starts with (a calc may change them)."""
+    if preset not in _PARAMS:
+        probe = _new_dis(preset)
+        _PARAMS[preset] = (int(probe.getPatchSize()), int(probe.getFinestScale()))
+    return _PARAMS[preset]
+
+
+def _dis_handles(height: int, width: int, patch: int, finest: int) -> bool:
+    """Whether DIS computes flow for a ``height`` x ``width`` frame without leaving its pyramid.
+
+    Mirrors OpenCV's ``DISOpticalFlowImpl::calc`` (4.x): the coarsest scale is the smaller of a movement bound from
+    the longer side and the deepest level whose shorter side still holds a patch; under 0 DIS refuses the frame, and
+    under the finest scale it re-picks its scales from the width alone, which is safe only while every pyramid level
+    it then uses keeps both sides at least one patch wide (8 px).
+    """
+    longer, shorter = max(height, width), min(height, width)
+    if shorter < patch:
+        return False
+    coarsest = min(
+        int(math.log(longer / (4.0 * patch)) / math.log(2.0) + 0.5),  # C truncation, as OpenCV
+        int(math.log(shorter // patch) / math.log(2.0)),
+    )
+    if coarsest < 0:
+        return False
+    if coarsest >= finest:
+        return True
+    rescaled = max(0, math.floor(math.log2(2.0 * width / (5.0 * 8))))
+    return (height >> rescaled) >= 8 and (width >> rescaled) >= 8
+
+
+def dis_shape(shape: tuple[int, int], preset: str) -> tuple[int, int]:
+    """The smallest ``(height, width)``, at least ``shape``, that DIS with ``preset`` handles (``shape`` itself
+    for any ordinary frame size)."""
+    patch, finest = _dis_params(preset)
+    h, w = max(1, int(shape[0])), max(1, int(shape[1]))
+    while not _dis_handles(h, w, patch, finest):
+        if h <= w:
+            h += 1
+        else:
+            w += 1
+    return h, w
+
+
+def _pad(image: NDArray[np.generic], shape: tuple[int, int]) -> NDArray[np.generic]:
+    """``image`` grown at the bottom and right to ``shape`` by repeating its edge pixels."""
+    bottom, right = shape[0] - image.shape[0], shape[1] - image.shape[1]
+    if bottom == 0 and right == 0:
+        return image
+    return np.pad(image, ((0, bottom), (0, right)) + ((0, 0),) * (image.ndim - 2), mode="edge")
+
+
+def dis_flow(
+    preset: str,
+    i0: NDArray[np.uint8],
+    i1: NDArray[np.uint8],
+    initial: NDArray[np.float32] | None = None,
+    purpose: str = "flow",
+) -> Array:
+    """DIS ``calc(i0, i1)``: the flow ``u`` with ``i0(x) ~ i1(x + u(x))``, ``(H, W, 2)``, for frames of any size.
+
+    ``initial``: a flow to start from (DIS refines it). Frames DIS cannot handle at their size (see
+    :func:`dis_shape`) are padded with their edge pixels and the flow is cropped back, so a 2x2 or 64x6 frame gets
+    a flow (near zero: there is little to track) instead of an OpenCV error or a crash.
+    """
+    if i0.shape != i1.shape or i0.ndim != 2:
+        raise InputError(f"flow needs two luma planes of the same size, got {i0.shape} and {i1.shape}")
+    if min(i0.shape) < 1:
+        raise InputError(f"frames of {i0.shape[1]}x{i0.shape[0]} have no pixels to compute flow on")
+    size = (int(i0.shape[0]), int(i0.shape[1]))
+    work = dis_shape(size, preset)
+    dis = thread_dis(preset, work, purpose)
+    a, b = np.ascontiguousarray(_pad(i0, work)), np.ascontiguousarray(_pad(i1, work))
+    start = None
+    if initial is not None:
+        start = np.array(_pad(initial, work), dtype=np.float32, order="C")  # a copy: DIS writes into it
+    flow = dis.calc(a, b, start)  # type: ignore[arg-type]  # OpenCV takes None (no initial flow); its stubs do not
+    return np.ascontiguousarray(flow[: size[0], : size[1]], dtype=np.float32)
 
 
 def to_flow_luma(luma: NDArray[np.generic]) -> NDArray[np.uint8]:
@@ -93,11 +184,8 @@ def compute_flow(
     dst = to_flow_luma(dst_luma)
     if src.shape != dst.shape:
         raise InputError(f"flow needs two frames of the same size, got {src.shape} and {dst.shape}")
-    if min(src.shape) < 8:
-        raise InputError(f"frames of {src.shape[1]}x{src.shape[0]} are too small for optical flow (min 8x8)")
     # DIS calc(I0, I1) returns u with I0(x) ~ I1(x + u(x)): I0 is our destination, I1 our source.
-    flow = thread_dis(preset, src.shape).calc(dst, src, None)  # type: ignore[call-overload]
-    return np.ascontiguousarray(flow, dtype=np.float32)
+    return dis_flow(preset, dst, src)
 
 
 def _remap_grid(flow: Array) -> tuple[Array, Array]:

@@ -8,6 +8,7 @@ Later hints overwrite earlier ones where they overlap.
 """
 
 import json
+import math
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -22,6 +23,9 @@ from chromaflow.core.errors import InputError, UsageError
 
 _HEX = re.compile(r"^#?([0-9a-fA-F]{6})$")
 HINT_SYNTAX = "x,y,#RRGGBB or x,y,#RRGGBB,radius (x, y and radius in pixels of the original image)"
+# No image the tools can open has a side this long (the image verb's default cap is 100 megapixels), so larger
+# coordinates or radii are typing mistakes; refusing them also keeps the arithmetic far from float overflow.
+MAX_HINT_PIXELS = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -61,13 +65,22 @@ def _number(text: Any, what: str, source: str) -> float:
     return value
 
 
+def _pixels(text: Any, what: str, source: str) -> float:
+    """A coordinate or radius in pixels: finite, 0 or more and at most :data:`MAX_HINT_PIXELS`."""
+    value = _number(text, what, source)
+    if not 0 <= value <= MAX_HINT_PIXELS:
+        raise UsageError(
+            f"bad hint {source!r}: {what} {value:g} must be between 0 and {MAX_HINT_PIXELS} pixels of the image; "
+            f"use {HINT_SYNTAX}"
+        )
+    return value
+
+
 def _make(x: Any, y: Any, colour: Any, radius: Any, source: str) -> Hint:
     if not isinstance(colour, str):
         raise UsageError(f"bad hint {source!r}: the colour must be a string #RRGGBB")
-    r = _number(radius, "radius", source)
-    if r < 0:
-        raise UsageError(f"bad hint {source!r}: the radius must be 0 or more")
-    return Hint(_number(x, "x", source), _number(y, "y", source), parse_colour(colour), r)
+    r = _pixels(radius, "radius", source)
+    return Hint(_pixels(x, "x", source), _pixels(y, "y", source), parse_colour(colour), r)
 
 
 def parse_hint(text: str) -> Hint:
@@ -131,6 +144,7 @@ def hint_tensors(
     ab = torch.zeros(2, h, w, dtype=torch.float64)
     mask = torch.zeros(1, h, w, dtype=torch.float64)
     cy, cx = _model_grid(h, height), _model_grid(w, width)
+    reach = math.hypot(width, height) + 1.0  # a radius beyond the diagonal covers the whole image
     for hint in hints:
         if not (0 <= hint.x < width and 0 <= hint.y < height):
             raise InputError(
@@ -138,7 +152,7 @@ def hint_tensors(
                 f"x must be in [0, {width}) and y in [0, {height})"
             )
         px, py = hint.x + 0.5, hint.y + 0.5
-        region = ((cx[None, :] - px) ** 2 + (cy[:, None] - py) ** 2) <= hint.radius**2
+        region = ((cx[None, :] - px) ** 2 + (cy[:, None] - py) ** 2) <= min(hint.radius, reach) ** 2
         region[min(int(py * h / height), h - 1), min(int(px * w / width), w - 1)] = True
         a, b = hint.ab
         ab[0][region] = a

@@ -50,7 +50,7 @@ from numpy.typing import NDArray
 
 from chromaflow.core.bilateral_fill import cascade_fill
 from chromaflow.core.errors import UsageError
-from chromaflow.core.flow import FB_ALPHA, FB_SIGMA, FlowPreset, forward_backward_confidence, thread_dis
+from chromaflow.core.flow import FB_ALPHA, FB_SIGMA, FlowPreset, dis_flow, forward_backward_confidence
 from chromaflow.core.guided import box, guided_coefficients, guided_filter, guided_upsample
 
 F32 = NDArray[np.float32]
@@ -193,8 +193,7 @@ def anchor_chain(
     ident = identity_positions(state.pos.shape[:2])
     flow = np.ascontiguousarray(state.pos - ident)
     # calc starts from the flow it is given when that flow has the frame's size and type CV_32FC2
-    dis = thread_dis(params.anchor_preset, frame_luma.shape, purpose="anchor")
-    refined = dis.calc(frame_luma, key_luma, flow.copy())
+    refined = dis_flow(params.anchor_preset, frame_luma, key_luma, flow, purpose="anchor")
     pos_new = np.asarray(ident + refined, dtype=np.float32)
     e_old = box((_sample(key.l_work, state.pos) - l_work) ** 2, params.photo_radius)
     e_new = box((_sample(key.l_work, pos_new) - l_work) ** 2, params.photo_radius)

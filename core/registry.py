@@ -95,7 +95,11 @@ _SPECS = (
         "eccv16",
         builders.ECCV16,
         "colorization_release_v2-9b330a0b.pth",
-        "9b330a0b",
+        # Full SHA-256 of the official files (their names carry the first 8 hex digits, PyTorch hub's convention),
+        # from the SHA-256 column of github.com/clibdev/colorization's README (a richzhang/colorization fork that
+        # mirrors the release files; 128976165 and 136787426 bytes); other projects pin the same digests for the
+        # same URLs. Not recomputed here: no copy of either file was at hand.
+        "9b330a0bae53f4ded77b1e23defbf78beaa09c10ebc4c4999e8e4f4a160b93f9",
         _ZHANG_URL + "colorization_release_v2-9b330a0b.pth",
         _ZHANG_LICENCE,
         description="Zhang et al., Colorful Image Colorization (ECCV 2016)",
@@ -104,7 +108,7 @@ _SPECS = (
         "siggraph17",
         builders.SIGGRAPH17,
         "siggraph17-df00044c.pth",
-        "df00044c",
+        "df00044c0a4d7c3edcecf6f75437ce346a66e7a42612d9b968e1a7e17dbc6f66",  # source: see eccv16
         _ZHANG_URL + "siggraph17-df00044c.pth",
         _ZHANG_LICENCE,
         description="Zhang et al., Real-Time User-Guided Image Colorization (SIGGRAPH 2017); takes hints",

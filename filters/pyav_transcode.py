@@ -5,19 +5,22 @@
 - A writer thread encodes video and muxes it with the copied packets; FFmpeg's interleaving muxer orders them.
 
 Timestamps are the decoder's own (variable frame rate stays variable), colour tags are copied to the encoder, and
-the output only appears under its final name when everything succeeded.
+the output only appears under its final name when everything succeeded. An input is called damaged only on what it
+states exactly about itself (a frame count in its header, its video stream's duration, a y4m stream's layout),
+never on a frame count estimated from the nominal frame rate, which variable-frame-rate video does not follow.
 """
 
 import contextlib
 import logging
 import os
 import queue
+import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 import av
 
@@ -29,7 +32,15 @@ from chromaflow.filters.pyav_encode import (
     plan_encoder,
 )
 from chromaflow.filters.pyav_nodes import FrameNode, NodeChain
-from chromaflow.filters.pyav_targets import InputSource, OutputTarget, open_input, prepare_output
+from chromaflow.filters.pyav_targets import (
+    STDIO,
+    InputSource,
+    OutputTarget,
+    is_sequence_pattern,
+    open_input,
+    prepare_output,
+)
+from chromaflow.filters.pyav_y4m import Y4mLayout, Y4mPipeWatch, scan
 
 log = logging.getLogger("chromaflow.transcode")
 
@@ -118,7 +129,10 @@ class _Channel:
 
 
 def estimate_frames(source: InputSource | av.container.InputContainer) -> int | None:
-    """The number of video frames, from the header or duration x rate (``None`` when unknown)."""
+    """The number of video frames, from the header or duration x rate (``None`` when unknown).
+
+    A hint for progress bars only: variable-frame-rate video holds fewer frames than duration x nominal rate.
+    """
     container = source.container if isinstance(source, InputSource) else source
     if not container.streams.video:
         return None
@@ -130,6 +144,63 @@ def estimate_frames(source: InputSource | av.container.InputContainer) -> int | 
         return round(float(stream.duration * stream.time_base * rate))
     if rate and container.duration:
         return round(container.duration / 1_000_000 * float(rate))
+    return None
+
+
+def exact_frame_count(input: str | os.PathLike[str] | BinaryIO) -> int | None:
+    """The number of video frames of a file that states it exactly (a y4m file's layout, an MP4/MOV sample table);
+    ``None`` for pipes, image sequences and containers that give only a duration."""
+    layout = _scan_y4m(input)
+    if layout is not None:
+        return layout.frames
+    if not isinstance(input, str | os.PathLike) or input == STDIO or is_sequence_pattern(input):
+        return None
+    if not os.path.isfile(input):
+        return None
+    try:
+        with av.open(os.fspath(input)) as container:
+            video = container.streams.video
+            return int(video[0].frames) if video and video[0].frames else None
+    except (av.error.FFmpegError, OSError):
+        return None  # the run itself says what is wrong with the file
+
+
+def _scan_y4m(input: str | os.PathLike[str] | BinaryIO) -> Y4mLayout | None:
+    """The layout of a y4m file or seekable binary object (``None`` for anything else)."""
+    if isinstance(input, str | os.PathLike):
+        path = os.fspath(input)
+        if path == STDIO or is_sequence_pattern(path) or not os.path.isfile(path):
+            return None
+        try:
+            with open(path, "rb") as f:
+                return scan(f, path)
+        except OSError:
+            return None
+    seekable = getattr(input, "seekable", None)
+    if callable(seekable) and seekable():
+        return scan(input, "input stream")
+    return None
+
+
+def _stated_seconds(
+    stream: av.video.stream.VideoStream, container: av.container.InputContainer
+) -> float | None:
+    """How long the video stream says it lasts: its own duration, Matroska's per-track DURATION tag, or, when
+    the container holds nothing else, the container's duration."""
+    if stream.duration and stream.time_base:
+        return float(stream.duration * stream.time_base)
+    tag = stream.metadata.get("DURATION") or stream.metadata.get("duration")
+    if tag:
+        try:
+            hours, minutes, seconds = tag.split(":")
+            start = (
+                float(stream.start_time * stream.time_base) if stream.start_time and stream.time_base else 0.0
+            )
+            return int(hours) * 3600 + int(minutes) * 60 + float(seconds) - start
+        except ValueError:
+            pass
+    if container.duration and len(container.streams) == 1:
+        return container.duration / 1_000_000
     return None
 
 
@@ -162,7 +233,20 @@ def transcode(
     ``progress(n)`` is called with the number of frames written so far.
     """
     options = EncodeOptions(codec, crf, bitrate, preset, pix_fmt, dict(codec_options or {}))
-    source = open_input(input, framerate=framerate, stdin=stdin)
+    watch: Y4mPipeWatch | None = None
+    layout = _scan_y4m(input)
+    if isinstance(input, str) and input == STDIO:
+        watch = Y4mPipeWatch(stdin if stdin is not None else sys.stdin.buffer, "stdin (y4m)")
+        stdin = cast(BinaryIO, watch)
+    elif layout is not None and layout.cut is not None and strict:
+        name = "input stream" if not isinstance(input, str | os.PathLike) else os.fspath(input)
+        raise InputError(f"{name}: {layout.cut_message()} (run without strict to skip damaged data)")
+    try:
+        source = open_input(input, framerate=framerate, stdin=stdin)
+    except InputError:
+        if watch is not None and watch.error is not None:
+            raise watch.error from None  # FFmpeg's own message for it is "Device or resource busy"
+        raise
     target: OutputTarget | None = None
     try:
         if not source.container.streams.video:
@@ -175,7 +259,7 @@ def transcode(
             on_start(source)
         chain = nodes if isinstance(nodes, FrameNode) else NodeChain(list(nodes))
         report = _Pipeline(
-            source, target, chain, options, copy_audio, copy_subtitles, strict, queue_size
+            source, target, chain, options, copy_audio, copy_subtitles, strict, queue_size, layout, watch
         ).run(progress)
         if target is not None:
             target.commit()
@@ -199,6 +283,8 @@ class _Pipeline:
         copy_subtitles: bool,
         strict: bool,
         queue_size: int,
+        y4m: Y4mLayout | None = None,
+        watch: Y4mPipeWatch | None = None,
     ) -> None:
         self.source = source
         self.target = target
@@ -215,6 +301,11 @@ class _Pipeline:
         wanted = {"audio": copy_audio, "subtitle": copy_subtitles}
         self.copy = [s for s in container.streams if s.type in _COPY_TYPES and wanted[s.type] and target]
         self.report = TranscodeReport(input=source.name, output=target.final if target is not None else "")
+        self.y4m = y4m  # the layout of a y4m file, read before the run
+        self.watch = watch  # follows a y4m pipe as it is read
+        self._start: float | None = None  # seconds: the first decoded frame's time
+        self._end: float | None = None  # seconds: the latest end (time + duration) of a decoded frame
+        self._log_errors: list[str] = []  # what FFmpeg logged at error level while reading
 
     # -- the three stages --------------------------------------------------------------------------------
     def run(self, progress: Callable[[int], None] | None) -> TranscodeReport:
@@ -252,15 +343,57 @@ class _Pipeline:
         return self.report
 
     def _check_complete(self) -> None:
-        """Warn (or, strict, fail) when a file holds clearly fewer frames than its header announces."""
-        expected = estimate_frames(self.source)
-        self.report.expected_frames = expected
-        got = self.report.frames_in
-        if self.source.is_pipe or expected is None or got >= 0.9 * expected - 1:
+        """Warn (or, strict, fail) when the input stops clearly short of what it states exactly about itself.
+
+        The evidence: a y4m stream cut inside a frame; a frame count in the header (MP4/MOV sample tables); the
+        video stream's own duration against the time its decoded frames reach. ``expected_frames`` (duration x
+        nominal rate when the header has no count) is reported for progress only: variable-frame-rate video holds
+        fewer frames than that, and is not damaged.
+        """
+        self.report.expected_frames = estimate_frames(self.source)
+        problem = self._shortfall()
+        if problem is None and self._log_errors and not self.report.warnings:
+            # A demuxer that resyncs past damaged data (Matroska skipping a broken block) says so only in its log.
+            problem = (
+                f"FFmpeg reported {len(self._log_errors)} error(s) reading stream #{self.video.index} "
+                f"({self._log_errors[0].strip()})"
+            )
+        if problem is not None:
+            self._damaged(problem)
+
+    def _shortfall(self) -> str | None:
+        """How the input falls short of what it states exactly about itself, if it does."""
+        layout = self.y4m if self.y4m is not None else (self.watch.layout() if self.watch else None)
+        if layout is not None:
+            return layout.cut_message() if layout.cut is not None else None
+        if self.source.is_pipe:
+            return None
+        index, got = self.video.index, self.report.frames_in
+        stated = int(self.video.frames or 0)
+        if stated:
+            if got < 0.9 * stated - 1:
+                return f"stream #{index} ends after {got} of the {stated} frames its header lists"
+            return None
+        declared = _stated_seconds(self.video, self.source.container)
+        if not declared or self._start is None or self._end is None:
+            return None
+        step = 1 / float(self.video.average_rate or self.video.guessed_rate or 25)
+        reached = self._end - self._start
+        if reached + 2 * step < 0.9 * declared:
+            return (
+                f"stream #{index} ends after {reached:.2f} s ({got} frames) of the {declared:.2f} s its header "
+                "announces"
+            )
+        return None
+
+    def _reached(self, frame: av.VideoFrame) -> None:
+        """Track the time span the decoded frames cover."""
+        if frame.pts is None or frame.time_base is None:
             return
-        self._damaged(
-            f"stream #{self.video.index} ends after {got} of the {expected} frames its header announces"
-        )
+        start = float(frame.pts * frame.time_base)
+        end = start + float((getattr(frame, "duration", 0) or 0) * frame.time_base)
+        self._start = start if self._start is None else min(self._start, start)
+        self._end = end if self._end is None else max(self._end, end)
 
     def _guard(self, stage: Callable[[], None]) -> None:
         try:
@@ -272,6 +405,12 @@ class _Pipeline:
             self.stop.set()
 
     def _read(self) -> None:
+        with _ffmpeg_errors() as errors:
+            self._read_all()
+        self._log_errors = errors
+        self.decoded.put(_END)
+
+    def _read_all(self) -> None:
         video = self.video
         index = video.index
         last_pts: int | None = None
@@ -284,13 +423,14 @@ class _Pipeline:
                     continue
                 for frame in self._decode(packet):
                     last_pts = _fix_pts(frame, last_pts, step, video.time_base)
+                    self._reached(frame)
                     self.decoded.put(("frame", frame))
         except av.error.FFmpegError as err:
             self._damaged(f"reading stream #{index} stopped after frame {self.report.frames_in}: {err}")
         for frame in self._decode(None):
             last_pts = _fix_pts(frame, last_pts, step, video.time_base)
+            self._reached(frame)
             self.decoded.put(("frame", frame))
-        self.decoded.put(_END)
 
     def _decode(self, packet: av.Packet | None) -> list[av.VideoFrame]:
         try:
@@ -342,7 +482,9 @@ class _Pipeline:
             while (item := self.processed.get()) is not _END:
                 self.report.frames_out += item[0] == "frame"
             return
-        writer = _Writer(self.target, self.options, self.copy, self.report, Fraction(rate))
+        writer = _Writer(
+            self.target, self.options, self.copy, self.report, Fraction(rate.numerator, rate.denominator)
+        )
         try:
             while True:
                 item = self.processed.get()
@@ -358,13 +500,39 @@ class _Pipeline:
             writer.close()
 
 
+@contextlib.contextmanager
+def _ffmpeg_errors() -> Iterator[list[str]]:
+    """The messages FFmpeg logs at error level while the block runs (from any thread), instead of printing them.
+
+    PyAV passes FFmpeg's log on only at or above a set level, and drops a line equal to the one before (which would
+    hide a second run's errors on the same file): error level is set for the block when the process asked for less
+    (the default), repeats are kept, and both settings are put back after it.
+    """
+    import av.logging
+
+    level, skip = av.logging.get_level(), av.logging.get_skip_repeated()
+    if level is None or level < av.logging.ERROR:
+        av.logging.set_level(av.logging.ERROR)
+    av.logging.set_skip_repeated(False)
+    messages: list[str] = []
+    try:
+        with av.logging.Capture(local=False) as logs:
+            yield messages
+            messages += [str(entry[2]) for entry in logs if entry[0] <= av.logging.ERROR]
+    finally:
+        av.logging.set_level(level)
+        av.logging.set_skip_repeated(skip)
+
+
 def _pts_step(stream: av.video.stream.VideoStream) -> int:
     rate = stream.average_rate or stream.guessed_rate or Fraction(25)
     tb = stream.time_base or Fraction(1, 25)
     return max(1, round(1 / (float(rate) * float(tb))))
 
 
-def _fix_pts(frame: av.VideoFrame, last: int | None, step: int, time_base: Fraction | None) -> int:
+def _fix_pts(
+    frame: av.VideoFrame, last: int | None, step: int, time_base: av.AVRational | Fraction | None
+) -> int:
     """Keep the decoder's timestamps; invent them only where a stream has none (or goes backwards)."""
     if frame.time_base is None and time_base is not None:
         frame.time_base = time_base
@@ -418,6 +586,8 @@ class _Writer:
             stream = out.add_stream(codec, rate=self.rate, options=codec_opts)
         except (av.error.FFmpegError, ValueError) as err:
             raise UsageError(f"cannot use video codec {codec!r} for {target.final}: {err}") from err
+        if not isinstance(stream, av.VideoStream):
+            raise UsageError(f"{codec!r} is not a video codec; choose one for {target.final}")
         stream.width, stream.height, stream.pix_fmt = first.width, first.height, pix_fmt
         if is_y4m or first.time_base is None:
             stream.codec_context.time_base = 1 / self.rate  # y4m takes its frame rate from the time base
@@ -509,7 +679,7 @@ class _Writer:
             self.container = None
             if self.target.is_pipe and hasattr(self.target.write_to, "flush"):
                 with contextlib.suppress(BrokenPipeError, ValueError):
-                    self.target.write_to.flush()  # type: ignore[union-attr]
+                    self.target.write_to.flush()
 
 
 def run_nodes(frames: Sequence[av.VideoFrame], nodes: Sequence[FrameNode] | FrameNode) -> list[av.VideoFrame]:
@@ -523,4 +693,11 @@ def run_nodes(frames: Sequence[av.VideoFrame], nodes: Sequence[FrameNode] | Fram
     return out
 
 
-__all__ = ["ChromaflowError", "TranscodeReport", "estimate_frames", "run_nodes", "transcode"]
+__all__ = [
+    "ChromaflowError",
+    "TranscodeReport",
+    "estimate_frames",
+    "exact_frame_count",
+    "run_nodes",
+    "transcode",
+]

@@ -106,7 +106,11 @@ def test_bad_inputs_raise() -> None:
     with pytest.raises(InputError):
         compute_flow(texture(), texture(64, 64))
     with pytest.raises(InputError):
-        compute_flow(np.zeros((4, 4), np.uint8), np.zeros((4, 4), np.uint8))
+        compute_flow(np.zeros((0, 4), np.uint8), np.zeros((0, 4), np.uint8))
+    tiny = compute_flow(
+        np.zeros((4, 4), np.uint8), np.zeros((4, 4), np.uint8)
+    )  # padded for DIS, cropped back
+    assert tiny.shape == (4, 4, 2) and not tiny.any()
     with pytest.raises(InputError):
         warp(np.zeros((5, 5), np.float32), np.zeros((5, 5, 3), np.float32))
 

@@ -75,8 +75,15 @@ def test_all_names_registered_with_complete_specs(shared: Path):
         if spec.filename in sums:
             assert spec.sha256 == sums[spec.filename]
             assert spec.url is not None and spec.url.endswith("/" + spec.filename)
-    assert registry.get_spec("eccv16").sha256 == "9b330a0b"
-    assert registry.get_spec("siggraph17").sha256 == "df00044c"
+    # full digests (issue 16): the file names carry only the first 8 hex digits
+    assert (
+        registry.get_spec("eccv16").sha256
+        == "9b330a0bae53f4ded77b1e23defbf78beaa09c10ebc4c4999e8e4f4a160b93f9"
+    )
+    assert (
+        registry.get_spec("siggraph17").sha256
+        == "df00044c0a4d7c3edcecf6f75437ce346a66e7a42612d9b968e1a7e17dbc6f66"
+    )
     assert (
         registry.get_spec("meso4-df").url
         == "https://github.com/DariusAf/MesoNet/raw/master/weights/Meso4_DF.h5"

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from chromaflow.core.errors import ModelError
+from chromaflow.core.weights_io import load_tensors
 
 INPUT_SIZE = 128
 NUM_ANCHORS = 896
@@ -198,7 +199,7 @@ def load_net(weights: str | Path) -> BlazeFace:
     _require(weights)
     net = BlazeFace()
     try:
-        state = torch.load(weights, map_location="cpu", weights_only=True)
+        state = load_tensors(weights)  # sizes checked first, then torch.load(weights_only=True)
         net.load_state_dict(state)
     except Exception as exc:
         raise ModelError(

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from chromaflow.core.errors import InputError, OutputError
+from chromaflow.core.weights_io import load_tensors
 
 CHECKPOINT_FORMAT = "chromaflow-train-1"
 
@@ -31,7 +32,7 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     if not Path(path).is_file():
         raise InputError(f"checkpoint {path} does not exist; check the --resume path")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        ckpt = load_tensors(path)  # sizes checked first, then torch.load(weights_only=True)
     except Exception as err:
         raise InputError(f"cannot read checkpoint {path}: {err}") from err
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
