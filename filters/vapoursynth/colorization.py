@@ -2,9 +2,10 @@
 :class:`~chromaflow.core.video.VideoColorizer` (the engine every host uses, so the same options give the same
 chroma).
 
-Engines are built when the function is called (so absent weights are reported at once); model copies are shared by
-VapourSynth's worker threads through a :class:`~chromaflow.filters.vapoursynth.streams.StreamPool` of
-``num_streams`` copies.
+Each function builds one :class:`~chromaflow.core.options.ColorizeOptions` from its parameters (the defaults and
+checks live there; a bad value is a ``vs.Error`` naming the function) and hands it to the engine. Engines are built
+when the function is called (so absent weights are reported at once); model copies are shared by VapourSynth's
+worker threads through a :class:`~chromaflow.filters.vapoursynth.streams.StreamPool` of ``num_streams`` copies.
 """
 
 import copy
@@ -16,9 +17,10 @@ import vapoursynth as vs
 from torch import Tensor, nn
 
 from chromaflow.core.colorizer import Colorizer
+from chromaflow.core.errors import UsageError
 from chromaflow.core.hints import Hint
-from chromaflow.core.keyframes import MODES
-from chromaflow.core.video import DEFAULT_SMOOTH_RADIUS, VideoColorizer
+from chromaflow.core.options import ColorizeOptions, given
+from chromaflow.core.video import VideoColorizer
 from chromaflow.filters.vapoursynth.colour import ClipLayout, check_clip
 from chromaflow.filters.vapoursynth.formats import output_clip, output_format
 from chromaflow.filters.vapoursynth.frames import reported
@@ -28,16 +30,19 @@ from chromaflow.filters.vapoursynth.rendering import ColorizeRenderer
 from chromaflow.filters.vapoursynth.streams import StreamPool
 
 
-def colorizer_factory(
-    model: str | Path | nn.Module | Colorizer, device: str | None, precision: str | None, size: int
-) -> Callable[[int], Colorizer]:
-    """A function building stream ``i``'s Colorizer (module copies are independent, so streams never share one)."""
+def colorizer_factory(opts: ColorizeOptions) -> Callable[[int], Colorizer]:
+    """A function building stream ``i``'s Colorizer from ``opts``: stream 0 takes ``opts.model`` itself, the others
+    a copy of a given module or Colorizer, so streams never share one."""
+    if opts.model is None:
+        raise UsageError(
+            "a stream of colorizers needs a model; without one, colour comes from references alone"
+        )
 
     def build(i: int) -> Colorizer:
-        if isinstance(model, Colorizer):
-            return model if i == 0 else copy.deepcopy(model)
-        net = copy.deepcopy(model) if isinstance(model, nn.Module) and i > 0 else model
-        return Colorizer(net, device=device, precision=precision, size=size)
+        own = opts if i == 0 else given(opts, model=copy.deepcopy(opts.model))
+        colorizer = own.new_colorizer()
+        assert colorizer is not None  # opts.model is not None (checked above)
+        return colorizer
 
     return build
 
@@ -59,59 +64,41 @@ def build_engine(
     clip: vs.VideoNode,
     layout: ClipLayout,
     func: str,
+    opts: ColorizeOptions,
     *,
     colorizer: PooledColorizer | None,
     references: Any,
-    mode: str,
     keyframes: Sequence[int] | None,
     hints: dict[int, list[Hint]] | list[Hint],
-    smooth: int,
-    scene_cut_threshold: float | None,
-    batch: int,
     luma: LumaSource,
 ) -> VideoColorizer:
-    """The core engine of one clip: every option of :func:`colorize` goes to :class:`VideoColorizer`."""
-    if mode not in MODES:
-        raise vs.Error(f"chromaflow.{func}: unknown transfer mode {mode!r}; use one of {', '.join(MODES)}")
-    if not isinstance(smooth, int) or smooth < 0:
-        raise vs.Error(f"chromaflow.{func}: smooth is a radius in frames, an integer >= 0; got {smooth!r}")
-    if batch < 1:
-        raise vs.Error(f"chromaflow.{func}: batch must be at least 1, got {batch}")
+    """The core engine of one clip: the references read from the clip or the images, and ``opts`` as they are."""
     images = (
-        reference_images(references, clip, layout, mode, keyframes, func) if references is not None else None
+        reference_images(references, clip, layout, opts.transfer, keyframes, func)
+        if references is not None
+        else None
     )
-    options: dict[str, Any] = {}
-    if scene_cut_threshold is not None:
-        options["scene_cut_threshold"] = scene_cut_threshold
     with reported(func):
         return VideoColorizer(
-            clip.num_frames,
-            luma,
-            colorizer=colorizer,
-            references=images,
-            transfer=mode,
-            hints=hints or None,
-            smooth_radius=smooth,
-            batch_size=batch,
-            **options,
+            clip.num_frames, luma, opts, colorizer=colorizer, references=images, hints=hints or None
         )
 
 
 def colorize(
     clip: vs.VideoNode,
-    model: str | Path | nn.Module | Colorizer | None = "base",
+    model: str | Path | nn.Module | Colorizer | None = ColorizeOptions.model,
     references: Any = None,
     hints: HintsArg = None,
-    transfer: str = "auto",
-    smooth: int = DEFAULT_SMOOTH_RADIUS,
-    device: str | None = None,
-    precision: str | None = None,
+    transfer: str = ColorizeOptions.transfer,
+    smooth: int = ColorizeOptions.smooth,
+    device: str | None = ColorizeOptions.device,
+    precision: str | None = ColorizeOptions.precision,
     num_streams: int = 1,
     out_format: Any = None,
-    size: int = 256,
+    size: int = ColorizeOptions.size,
     keyframes: Sequence[int] | None = None,
-    scene_cut_threshold: float | None = None,
-    batch: int = 8,
+    scene_cut_threshold: float | None = ColorizeOptions.scene_cut_threshold,
+    batch: int = ColorizeOptions.batch_size,
 ) -> vs.VideoNode:
     """Colorize a clip. GRAY, YUV (any subsampling) and RGB; 8-16 bit integer, half or single float samples.
 
@@ -139,29 +126,35 @@ def colorize(
     out = output_format(layout, clip, out_format, func)
     if num_streams < 1:
         raise vs.Error(f"chromaflow.{func}: num_streams must be at least 1, got {num_streams}")
+    with reported(func):
+        opts = ColorizeOptions(
+            model=model,
+            device=device,
+            precision=precision,
+            size=size,
+            batch_size=batch,
+            transfer=transfer,
+            smooth=smooth,
+            scene_cut_threshold=scene_cut_threshold,
+        )
+    if model is None and references is None:
+        raise vs.Error(f"chromaflow.{func}: give a model, references, or both")
     parsed_hints = parse_hints(hints, clip.num_frames, func)
     pool: StreamPool[Colorizer] | None = None
     if model is not None:
         with reported(func):
-            pool = StreamPool(colorizer_factory(model, device, precision, size), num_streams)
-    elif references is None:
-        raise vs.Error(f"chromaflow.{func}: give a model, references, or both")
-    if references is not None and parsed_hints:
-        raise vs.Error(f"chromaflow.{func}: hints apply to the model alone; with references, leave hints out")
+            pool = StreamPool(colorizer_factory(opts), num_streams)
     luma = LumaSource(clip, layout, func)
     engine = build_engine(
         clip,
         layout,
         func,
+        opts,
         luma=luma,
         colorizer=PooledColorizer(pool) if pool is not None else None,
         references=references,
-        mode=transfer,
         keyframes=keyframes,
         hints=parsed_hints,
-        smooth=smooth,
-        scene_cut_threshold=scene_cut_threshold,
-        batch=batch,
     )
     name = pool.engines[0].name if pool is not None else ""
     return output_clip(clip, layout, out, ColorizeRenderer(func, engine, luma, layout, out, name))
@@ -170,10 +163,10 @@ def colorize(
 def transfer(
     clip: vs.VideoNode,
     ref: Any,
-    mode: str = "auto",
+    mode: str = ColorizeOptions.transfer,
     keyframes: Sequence[int] | None = None,
     out_format: Any = None,
-    scene_cut_threshold: float | None = None,
+    scene_cut_threshold: float | None = ColorizeOptions.scene_cut_threshold,
     smooth: int = 0,
 ) -> vs.VideoNode:
     """Carry the colours of reference keyframes through a clip, without a colour model.
@@ -188,19 +181,20 @@ def transfer(
     func = "transfer"
     layout = check_clip(clip, func)
     out = output_format(layout, clip, out_format, func)
+    with reported(func):
+        opts = ColorizeOptions(
+            model=None, transfer=mode, smooth=smooth, scene_cut_threshold=scene_cut_threshold
+        )
     luma = LumaSource(clip, layout, func)
     engine = build_engine(
         clip,
         layout,
         func,
+        opts,
         luma=luma,
         colorizer=None,
         references=ref,
-        mode=mode,
         keyframes=keyframes,
         hints=[],
-        smooth=smooth,
-        scene_cut_threshold=scene_cut_threshold,
-        batch=1,
     )
     return output_clip(clip, layout, out, ColorizeRenderer(func, engine, luma, layout, out, ""))

@@ -15,7 +15,9 @@ import vapoursynth as vs
 from torch import nn
 
 from chromaflow.core.deepfake import DeepfakeScorer, FrameFaces, FrameResult
+from chromaflow.core.faces import FaceDetector
 from chromaflow.core.lru import LRUCache
+from chromaflow.core.options import DeepfakeOptions, Smoothing
 from chromaflow.core.overlay import OverlayStyle, draw_overlay
 from chromaflow.filters.vapoursynth.colour import ClipLayout, check_clip, describe
 from chromaflow.filters.vapoursynth.frames import reported
@@ -113,20 +115,22 @@ class DeepfakeFrames:
 
 def deepfake(
     clip: vs.VideoNode,
-    overlay: bool = True,
-    detector: str = "haar",
-    classifier: str | nn.Module = "meso4-df",
-    classifier_path: str | Path | None = None,
-    device: str | None = None,
-    smoothing: str = "ema",
-    min_face: int = 80,
-    style: OverlayStyle | None = None,
-    min_track: int = 1,
+    overlay: bool = DeepfakeOptions.overlay,
+    detector: str | FaceDetector = DeepfakeOptions.detector,
+    classifier: str | nn.Module = DeepfakeOptions.classifier,
+    classifier_path: str | Path | None = DeepfakeOptions.classifier_path,
+    device: str | None = DeepfakeOptions.device,
+    smoothing: Smoothing = DeepfakeOptions.smoothing,
+    min_face: int = DeepfakeOptions.min_face,
+    style: OverlayStyle | None = DeepfakeOptions.style,
+    min_track: int = DeepfakeOptions.min_track,
 ) -> vs.VideoNode:
     """Score faces for deepfake manipulation; per-frame results as ``Chromaflow*`` frame properties.
 
     Any GRAY/YUV/RGB format; the output has the input's format and, with ``overlay``, boxes and ``FAKE 87%`` labels
-    drawn in (only the drawn pixels change). ``detector``: ``haar`` (built in) or ``blazeface``; ``classifier``:
+    drawn in (only the drawn pixels change). The parameters are those of
+    :class:`~chromaflow.core.options.DeepfakeOptions` (defaults and checks). ``detector``: ``haar`` (built in),
+    ``blazeface`` or a ready :class:`~chromaflow.core.faces.FaceDetector`; ``classifier``:
     ``meso4-df``, ``meso4-f2f``, ``mesoinception-df``, ``mesoinception-f2f`` (``chromaflow models download NAME``)
     or a loaded module; ``classifier_path`` loads that classifier from a file. The scorer sees each frame as RGB24
     (converted by ``core.resize.Bicubic`` from the frame's colour description). Faces are found and classified on
@@ -138,18 +142,21 @@ def deepfake(
     func = "deepfake"
     layout = check_clip(clip, func)
     with reported(func):
-        scorer = DeepfakeScorer(
-            detector,
-            classifier,
-            device=device,
-            smoothing=smoothing,  # type: ignore[arg-type]
-            min_face=min_face,
+        opts = DeepfakeOptions(
+            detector=detector,
+            classifier=classifier,
             classifier_path=classifier_path,
+            device=device,
+            smoothing=smoothing,
+            min_face=min_face,
             min_track=min_track,
+            overlay=overlay,
+            style=style,
         )
+        scorer = DeepfakeScorer(options=opts)
     rgb = rgb24_clip(clip, layout, func)
     scores = DeepfakeFrames(scorer, rgb)
-    overlay_style = style or OverlayStyle()
+    overlay_style = opts.style or OverlayStyle()
 
     def render(n: int, f: list[vs.VideoFrame]) -> vs.VideoFrame:
         src, rgb_frame = f
@@ -157,7 +164,7 @@ def deepfake(
             rgb8 = interleaved(rgb_frame)
             result = scores.get(n, rgb8)
             fout = src.copy()
-            if overlay and result.faces:
+            if opts.overlay and result.faces:
                 desc = describe(src.props, layout, func, n)
                 drawn = draw_overlay(rgb8, result.faces, overlay_style, frame_score=result.score)
                 paint_overlay(fout, rgb8, drawn, layout, desc)

@@ -17,15 +17,9 @@ import vapoursynth as vs
 
 from chromaflow.core.colorizer import ycbcr_lab
 from chromaflow.core.colour import rgb_to_lab
-from chromaflow.core.deflicker import (
-    DEFAULT_MAX_SIDE,
-    DEFAULT_RADIUS,
-    Deflicker,
-    LabFrame,
-    deflickered_chroma,
-    deflickered_rgb,
-)
+from chromaflow.core.deflicker import Deflicker, LabFrame, deflickered_chroma, deflickered_rgb
 from chromaflow.core.lru import LRUCache
+from chromaflow.core.options import DeflickerOptions
 from chromaflow.filters.vapoursynth.colour import ClipLayout, ColourDescription, check_clip, describe
 from chromaflow.filters.vapoursynth.frames import frame_rgb, read_plane, reported, rgb_unit, store_plane
 
@@ -109,16 +103,17 @@ class _DeflickerRenderer:
 
 def deflicker(
     clip: vs.VideoNode,
-    radius: int = DEFAULT_RADIUS,
-    strength: float = 1.0,
-    scene_cut_threshold: float | None = None,
-    max_side: int = DEFAULT_MAX_SIDE,
+    radius: int = DeflickerOptions.radius,
+    strength: float = DeflickerOptions.strength,
+    scene_cut_threshold: float | None = DeflickerOptions.scene_cut_threshold,
+    max_side: int = DeflickerOptions.max_side,
 ) -> vs.VideoNode:
     """Remove colour flicker from a clip already in colour (from a per-frame colorizer, or any other source).
 
     YUV (any subsampling) and RGB; 8-16 bit integer, half or single float samples. The output has the input's
     format, length and frame properties; YUV keeps its luma plane bit for bit, and frames whose colour is steady
-    come back unchanged. ``radius``: frames ``n - radius .. n + radius`` are compared (motion-compensated) with
+    come back unchanged. The parameters are those of :class:`~chromaflow.core.options.DeflickerOptions` (defaults
+    and checks). ``radius``: frames ``n - radius .. n + radius`` are compared (motion-compensated) with
     frame ``n``; ``strength`` (>= 0) scales the neighbours' weight (0 = off, 1 = a confident neighbour counts as
     much as the frame); ``scene_cut_threshold``: no colour is taken across a cut (the core's default when
     ``None``); ``max_side``: the longer side of the working resolution the correction is computed at. Frames may
@@ -134,14 +129,10 @@ def deflicker(
         )
     frames = LabFrames(clip, layout, func)
     with reported(func):
-        engine = Deflicker(
-            clip.num_frames,
-            frames,
-            radius=radius,
-            strength=strength,
-            max_side=max_side,
-            scene_cut_threshold=scene_cut_threshold,
+        opts = DeflickerOptions(
+            radius=radius, strength=strength, scene_cut_threshold=scene_cut_threshold, max_side=max_side
         )
+        engine = Deflicker(clip.num_frames, frames, opts)
     # a frame fetched as a neighbour waits here until it is rendered itself (``radius`` frames later in order)
-    frames.cache.capacity = 2 * engine.radius + 2 * core.num_threads + 2
+    frames.cache.capacity = 2 * opts.radius + 2 * core.num_threads + 2
     return core.std.ModifyFrame(clip, clip, _DeflickerRenderer(func, engine, frames, layout))
