@@ -69,7 +69,7 @@ def vapoursynth_row(frames: list[av.VideoFrame], colorizer: Colorizer, batch: in
     except ImportError:
         return None
     from chromaflow.filters import vapoursynth as cf
-    from chromaflow.filters.pyav_frames import plane_view
+    from chromaflow.filters.pyav.frames import plane_view
 
     core = vs.core
     first = frames[0]
@@ -106,7 +106,7 @@ def main() -> None:
     torch.manual_seed(0)
     colorizer, model = make_colorizer(args.device, args.size)
     frames = make_frames(args.frames, args.width, args.height)
-    from chromaflow.filters.pyav_frames import plane_view
+    from chromaflow.filters.pyav.frames import plane_view
 
     ys = np.stack([plane_view(f, 0).copy() for f in frames])
     fmt = YCbCrFormat("601", False, 8)

@@ -65,12 +65,13 @@ from chromaflow.core.flow import compute_flow, resize_luma, to_flow_luma, workin
 from chromaflow.core.nets import mesonet
 from chromaflow.core.nets.zhang import build_zhang
 from chromaflow.core.overlay import OverlayStyle, draw_overlay
-from chromaflow.core.propagate import PropagationParams, to_full_size
 from chromaflow.core.temporal import TemporalSmoother
+from chromaflow.core.transfer import PropagationParams
+from chromaflow.core.transfer.propagate import to_full_size  # the stage itself, on its internal (H, W, 2) layout
 from chromaflow.core.video import DEFAULT_SMOOTH_RADIUS
 from chromaflow.filters.pyav import ColorizeNode, transcode
-from chromaflow.filters.pyav_encode import EncodeOptions
-from chromaflow.filters.pyav_frames import layout_of, plane_view, rgb24_of, siting_of, ycbcr_format_of
+from chromaflow.filters.pyav.encoders import EncodeOptions
+from chromaflow.filters.pyav.frames import layout_of, plane_view, rgb24_of, siting_of, ycbcr_format_of
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_OUT = HERE / "results" / "stages.json"

@@ -26,8 +26,8 @@ import av
 import numpy as np
 
 from chromaflow.core.errors import InputError
-from chromaflow.filters.pyav_frames import rgb24_of
-from chromaflow.filters.pyav_nodes import FrameNode
+from chromaflow.filters.pyav.frames import rgb24_of
+from chromaflow.filters.pyav.nodes import FrameNode
 
 
 class NodeRunner:

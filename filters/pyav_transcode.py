@@ -25,14 +25,10 @@ from typing import Any, BinaryIO, cast
 import av
 
 from chromaflow.core.errors import ChromaflowError, InputError, OutputError, UsageError
-from chromaflow.filters.pyav_encode import (
-    EncodeOptions,
-    apply_colour_tags,
-    convert_for_encoder,
-    plan_encoder,
-)
-from chromaflow.filters.pyav_nodes import FrameNode, NodeChain
-from chromaflow.filters.pyav_targets import (
+from chromaflow.filters.pyav.encoders import EncodeOptions, plan_encoder
+from chromaflow.filters.pyav.nodes import FrameNode, NodeChain
+from chromaflow.filters.pyav.pixel_formats import apply_colour_tags, convert_for_encoder
+from chromaflow.filters.pyav.targets import (
     STDIO,
     InputSource,
     OutputTarget,

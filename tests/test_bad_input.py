@@ -22,10 +22,10 @@ import torch
 
 from chromaflow.core.errors import InputError, UsageError
 from chromaflow.core.hints import Hint, hint_tensors, parse_hint
-from chromaflow.core.keyframes import load_references
 from chromaflow.core.nets.base import build_base
 from chromaflow.core.nets.zhang import SIGGRAPH17
-from chromaflow.filters.pyav_frames import plane_view
+from chromaflow.core.transfer import load_references
+from chromaflow.filters.pyav.frames import plane_view
 from chromaflow.filters.pyav_synth import write_clip
 from chromaflow.filters.pyav_transcode import transcode
 from chromaflow.plugins.cli.main import main

@@ -17,7 +17,7 @@ from chromaflow.core.colour import YCbCrFormat
 from chromaflow.core.deflicker import DeflickerStream, deflickered_chroma
 from chromaflow.core.errors import InputError
 from chromaflow.filters.pyav import DeflickerNode
-from chromaflow.filters.pyav_frames import plane_view
+from chromaflow.filters.pyav.frames import plane_view
 from chromaflow.filters.pyav_synth import write_clip
 
 CLI = str(Path(sys.executable).with_name("chromaflow"))

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from chromaflow.core.nets.base import build_base
-from chromaflow.filters.pyav_frames import plane_view
+from chromaflow.filters.pyav.frames import plane_view
 from chromaflow.filters.pyav_synth import synth_rgb, write_clip
 from chromaflow.plugins.cli.main import main
 

@@ -4,7 +4,7 @@ PyAV (the untagged rule, the refused matrices, range and chroma siting), H.273 c
 
 Hosts are driven through their real code paths with real frames: VapourSynth frames' properties through
 :func:`chromaflow.filters.vapoursynth.colour.describe` and ``core.resize`` (zimg), PyAV frames' tags through
-:mod:`chromaflow.filters.pyav_frames` and swscale.
+:mod:`chromaflow.filters.pyav.frames` and swscale.
 """
 
 from pathlib import Path
@@ -19,7 +19,7 @@ vs = pytest.importorskip("vapoursynth")
 from chromaflow.core.colour import YCbCrFormat, rgb_to_ycbcr  # noqa: E402
 from chromaflow.core.errors import InputError  # noqa: E402
 from chromaflow.filters import vapoursynth as cf  # noqa: E402
-from chromaflow.filters.pyav_frames import plane_view, rgb24_of, siting_of, ycbcr_format_of  # noqa: E402
+from chromaflow.filters.pyav.frames import plane_view, rgb24_of, siting_of, ycbcr_format_of  # noqa: E402
 from chromaflow.filters.vapoursynth.colour import ClipLayout, check_clip, describe  # noqa: E402
 from chromaflow.filters.vapoursynth.deepfake_scoring import rgb24_clip  # noqa: E402
 

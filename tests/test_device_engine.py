@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import torch
 
-from chromaflow.core import guided
 from chromaflow.core.colorizer import Colorizer, ycbcr_chroma, ycbcr_lightness
 from chromaflow.core.colour import YCbCrFormat
 from chromaflow.core.device_engine import (
@@ -21,9 +20,10 @@ from chromaflow.core.device_engine import (
     guided_upsample,
 )
 from chromaflow.core.errors import UsageError
+from chromaflow.core.transfer import guided
 from chromaflow.core.video import VideoColorizer
 from chromaflow.filters.pyav import ColorizeNode, run_nodes
-from chromaflow.filters.pyav_frames import plane_view
+from chromaflow.filters.pyav.frames import plane_view
 from chromaflow.filters.pyav_synth import synth_rgb
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
@@ -85,7 +85,7 @@ def test_device_engine_matches_the_video_engine(
     colorizer: Colorizer, bits: int, factors: tuple[int, int], size: tuple[int, int]
 ) -> None:
     """Same code values as VideoColorizer(smooth 0) + ycbcr_chroma, the CPU engine every host used before."""
-    from chromaflow.core.propagate import PropagationParams
+    from chromaflow.core.transfer import PropagationParams
 
     params = PropagationParams(max_side=120)  # a working size below the frame size: the shrink is exercised
     fmt = YCbCrFormat("709", full_range=False, bits=bits)

@@ -17,8 +17,8 @@ from chromaflow.core.errors import DeviceError, UsageError
 from chromaflow.core.metrics import psnr
 from chromaflow.core.nets.base import build_base
 from chromaflow.filters.pyav import transcode
-from chromaflow.filters.pyav_encode import EncodeOptions, EncoderChoice
-from chromaflow.filters.pyav_hwenc import HARDWARE_ENCODERS, hardware_encoders, probe_encoder
+from chromaflow.filters.pyav.encoders import EncodeOptions, EncoderChoice
+from chromaflow.filters.pyav.hardware import HARDWARE_ENCODERS, hardware_encoders, probe_encoder
 from chromaflow.filters.pyav_synth import write_clip
 from chromaflow.plugins.cli.main import main
 

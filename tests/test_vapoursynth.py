@@ -361,7 +361,7 @@ def _pyav_frames(clip: vs.VideoNode) -> list:
 
     import av
 
-    from chromaflow.filters.pyav_frames import plane_view
+    from chromaflow.filters.pyav.frames import plane_view
 
     frames = []
     for n in range(clip.num_frames):
@@ -385,7 +385,7 @@ def test_same_options_give_the_same_chroma_in_vapoursynth_and_pyav(net: BaseColo
     """One engine for all hosts: VapourSynth (random access, 4 threads, shuffled requests) and the PyAV node
     (streaming, in order) write bit-identical chroma for the same clip and the same options."""
     from chromaflow.filters.pyav import ColorizeNode, run_nodes
-    from chromaflow.filters.pyav_frames import plane_view
+    from chromaflow.filters.pyav.frames import plane_view
 
     length = 9
     src = make_clip(vs.YUV420P8, length=length)

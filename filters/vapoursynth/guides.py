@@ -9,7 +9,7 @@ import numpy as np
 import vapoursynth as vs
 
 from chromaflow.core.hints import Hint, parse_hint
-from chromaflow.core.labarrays import as_rgb_float, load_rgb
+from chromaflow.core.transfer import as_rgb_float, load_rgb
 from chromaflow.filters.vapoursynth.colour import ClipLayout, check_clip, describe
 from chromaflow.filters.vapoursynth.frames import frame_rgb, reported
 from chromaflow.filters.vapoursynth.properties import KEYFRAME_PROP

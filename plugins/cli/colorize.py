@@ -9,8 +9,8 @@ import os
 
 from chromaflow.core.errors import UsageError
 from chromaflow.core.hints import HINT_SYNTAX, collect_hints
-from chromaflow.core.keyframes import MODES, load_references
 from chromaflow.core.scenecut import DEFAULT_THRESHOLD
+from chromaflow.core.transfer import MODES, load_references
 from chromaflow.core.video import DEFAULT_SMOOTH_RADIUS
 from chromaflow.filters.pyav import ColorizeNode, FrameNode
 from chromaflow.filters.pyav_transcode import exact_frame_count

@@ -60,7 +60,7 @@ def collect() -> dict[str, Any]:
     """Everything `info` reports, as a dictionary."""
     import torch
 
-    from chromaflow.filters.pyav_hwenc import hardware_encoders
+    from chromaflow.filters.pyav.hardware import hardware_encoders
 
     return {
         "chromaflow": __version__,

@@ -23,7 +23,7 @@ from chromaflow.core import stopping
 from chromaflow.core.errors import UsageError
 from chromaflow.core.write_plan import WritePlan
 from chromaflow.filters.pyav import STDIO, FrameNode, TranscodeReport, estimate_frames, transcode
-from chromaflow.filters.pyav_targets import InputSource, check_output_name, is_sequence_pattern
+from chromaflow.filters.pyav.targets import InputSource, check_output_name, is_sequence_pattern
 
 
 def add_video_io_arguments(parser: argparse.ArgumentParser) -> None:

@@ -1,13 +1,12 @@
-"""Encoder choices: codec and quality defaults by container, hardware encoders, pixel format, colour tags.
+"""Which encoder: defaults by container, NVENC or software for a format name, its quality and preset options.
 
 Defaults (overridable by every option): H.264 (CRF 18, preset "medium") for MP4/MOV/MKV/AVI/TS, VP9
 (libvpx-vp9, CRF 32, constant quality) for WebM, FFV1 for NUT, y4m as raw frames, PNG/JPEG/TIFF/BMP for image
-sequences. The pixel format stays the frames' own whenever the encoder accepts it, so a colorized Y'CbCr stream
-keeps its source luma samples and bit depth.
+sequences. The pixel format the encoder gets is :mod:`chromaflow.filters.pyav.pixel_formats`' choice.
 
 Format names choose the encoder: ``h264``, ``hevc`` and ``av1`` (and the container default, which is ``h264``)
 mean "the best encoder for this format here": NVENC (``h264_nvenc``, ``hevc_nvenc``, ``av1_nvenc``) when it really
-opens on this machine for the stream's size and pixel format (see :mod:`chromaflow.filters.pyav_hwenc`), else the
+opens on this machine for the stream's size and pixel format (see :mod:`chromaflow.filters.pyav.hardware`), else the
 software encoder (libx264, libx265, libsvtav1 / libaom-av1). The choice and, on fallback, why NVENC was not used
 are logged once per run (logger ``chromaflow.encode``, level INFO: ``chromaflow -v``). Without a usable NVENC the
 software path is exactly what ``--codec libx264`` gives. Naming an NVENC encoder (``--codec h264_nvenc``) that
@@ -34,18 +33,16 @@ import logging
 from dataclasses import dataclass, field
 
 import av
-from av.video.reformatter import ColorRange
 
-from chromaflow.core.colour.tags import ColourRange, Matrix
-from chromaflow.core.errors import DeviceError, InputError, UsageError
-from chromaflow.filters.pyav_frames import is_full_range, layout_of, matrix_of
-from chromaflow.filters.pyav_hwenc import (
+from chromaflow.core.errors import DeviceError, UsageError
+from chromaflow.filters.pyav.hardware import (
     HARDWARE_ENCODERS,
     format_of_encoder,
     is_hardware_encoder,
     probe_encoder,
     software_encoder,
 )
+from chromaflow.filters.pyav.pixel_formats import choose_pix_fmt, fit_odd_size
 
 log = logging.getLogger("chromaflow.encode")
 
@@ -96,22 +93,6 @@ DEFAULTS_BY_SUFFIX: dict[str, tuple[str, dict[str, str]]] = {
     ".bmp": ("bmp", {}),
 }
 PIPE_CODEC = "wrapped_avframe"
-# Pixel formats the y4m muxer accepts (higher depths need strict=-1, which the writer sets).
-Y4M_FORMATS = {
-    "gray",
-    "gray9le",
-    "gray10le",
-    "gray12le",
-    "gray16le",
-    "yuv411p",
-    "yuv420p",
-    "yuv422p",
-    "yuv444p",
-    "yuvj420p",
-    "yuvj422p",
-    "yuvj444p",
-    *(f"yuv{c}p{b}le" for c in ("420", "422", "444") for b in (9, 10, 12, 14, 16)),
-}
 
 
 @dataclass(frozen=True)
@@ -314,106 +295,3 @@ def _parse_bitrate(value: str | int) -> int:
         return int(float(text.rstrip("km")) * scale)
     except ValueError as err:
         raise UsageError(f"bad bitrate {value!r}: use a number of bits/s like 4M or 2500k") from err
-
-
-def _family(name: str) -> str:
-    lay = layout_of(name)
-    if lay.kind != "other":
-        return lay.kind
-    return "rgb" if av.VideoFormat(name).is_rgb else "other"
-
-
-def choose_pix_fmt(codec: str, frame_format: str, requested: str | None, is_y4m: bool = False) -> str:
-    """The encoder's pixel format: the requested one, else the frames' own if accepted, else the nearest."""
-    supported = [f.name for f in (av.Codec(codec, "w").video_formats or ()) if f.components]
-    if is_y4m:
-        supported = [f for f in supported if f in Y4M_FORMATS] or sorted(Y4M_FORMATS)
-    if requested:
-        try:
-            av.VideoFormat(requested)
-        except ValueError as err:
-            raise UsageError(f"unknown pixel format {requested!r}") from err
-        if supported and requested not in supported:
-            raise UsageError(f"encoder {codec} does not take {requested}; it takes {', '.join(supported)}")
-        return requested
-    if not supported or frame_format in supported:
-        return frame_format
-    src = layout_of(frame_format)
-    src_family = _family(frame_format)
-
-    def score(name: str) -> tuple[int, int, int]:
-        lay = layout_of(name)
-        family = _family(name)
-        same_family = family == src_family or (src_family == "gray" and family == "yuv")
-        enough_bits = lay.bits >= src.bits
-        return (int(same_family), int(enough_bits), -abs(lay.bits - src.bits))
-
-    return max(supported, key=score)
-
-
-# Encoders that refuse odd picture sizes with subsampled chroma.
-_EVEN_SIZE_ENCODERS = {"libx264", "libx265", "h264_nvenc", "hevc_nvenc", "mpeg4", "libopenh264"}
-
-
-def fit_odd_size(codec: str, pix_fmt: str, width: int, height: int, requested: str | None) -> str:
-    """For an odd-sized picture, swap a subsampled format the encoder would refuse for its 4:4:4 sibling."""
-    lay = layout_of(pix_fmt)
-    if requested or codec not in _EVEN_SIZE_ENCODERS or lay.kind != "yuv":
-        return pix_fmt
-    fy, fx = lay.factors
-    if (fx > 1 and width % 2) or (fy > 1 and height % 2):
-        wider = pix_fmt.replace("420", "444").replace("422", "444")
-        supported = {f.name for f in (av.Codec(codec, "w").video_formats or ())}
-        if wider in supported:
-            return wider
-        raise UsageError(
-            f"{codec} cannot encode a {width}x{height} picture in {pix_fmt} (odd size); "
-            "scale to an even size or choose another codec (e.g. --codec ffv1)"
-        )
-    return pix_fmt
-
-
-def apply_colour_tags(ctx: av.VideoCodecContext, frame: av.VideoFrame, pix_fmt: str) -> None:
-    """Copy primaries, transfer, matrix and range from the first frame to the encoder (Y'CbCr outputs)."""
-    if _family(pix_fmt) in ("yuv", "gray"):
-        for attr in ("color_primaries", "color_trc", "colorspace"):
-            value = int(getattr(frame, attr))
-            # 2: unspecified; 0: reserved (primaries, transfer) or RGB (matrix), neither a Y'CbCr output's
-            if value not in (0, Matrix.UNSPECIFIED):
-                setattr(ctx, attr, value)
-        lay = layout_of(pix_fmt)
-        tagged = ColourRange.from_ffmpeg(int(frame.color_range))
-        if lay.full_range_name:
-            ctx.color_range = ColourRange.FULL.ffmpeg
-        elif tagged is not None:
-            ctx.color_range = tagged.ffmpeg
-
-
-def convert_for_encoder(frame: av.VideoFrame, pix_fmt: str) -> av.VideoFrame:
-    """Convert ``frame`` to the encoder's pixel format with its own matrix and range; timing is kept."""
-    if frame.format.name == pix_fmt:
-        return frame
-    src_layout = layout_of(frame.format)
-    src_range = ColorRange.JPEG if is_full_range(frame, src_layout) else ColorRange.MPEG
-    dst_layout = layout_of(pix_fmt)
-    if dst_layout.full_range_name or (src_range == ColorRange.JPEG and dst_layout.kind != "other"):
-        dst_range = ColorRange.JPEG
-    else:
-        dst_range = ColorRange.MPEG
-    try:
-        space: int | None = int(matrix_of(frame).canonical)  # swscale names BT.601 once, as 5
-    except InputError:
-        if frame.format.is_rgb or av.VideoFormat(pix_fmt).is_rgb:
-            raise
-        space = None  # Y'CbCr to Y'CbCr: swscale applies no matrix, so one chromaflow cannot decode may pass
-    out = frame.reformat(
-        format=pix_fmt,
-        src_colorspace=space,
-        dst_colorspace=space,
-        src_color_range=src_range,
-        dst_color_range=dst_range,
-    )
-    out.pts = frame.pts
-    out.time_base = frame.time_base
-    out.duration = frame.duration
-    return out

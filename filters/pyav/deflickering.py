@@ -7,8 +7,9 @@ adds the change of colour to the frame's own chroma planes. The Y' plane (and al
 frame whose colour did not move comes back unchanged.
 
 Input formats: planar Y'CbCr (any subsampling, 8-16 bit, with or without alpha) keeps its format; other colour
-formats (NV12, P010, RGB, ...) are unpacked to planar Y'CbCr first, as :class:`~chromaflow.filters.pyav_colorize.
-ColorizeNode` does; gray video has no colour to deflicker and is refused.
+formats (NV12, P010, RGB, ...) are unpacked to planar Y'CbCr first, as
+:class:`~chromaflow.filters.pyav.colorization.ColorizeNode` does; gray video has no colour to deflicker and is
+refused.
 """
 
 from collections.abc import Iterable
@@ -26,7 +27,7 @@ from chromaflow.core.deflicker import (
     deflickered_chroma,
 )
 from chromaflow.core.errors import InputError
-from chromaflow.filters.pyav_frames import (
+from chromaflow.filters.pyav.frames import (
     copy_props,
     layout_of,
     plane_view,
@@ -34,7 +35,7 @@ from chromaflow.filters.pyav_frames import (
     to_planar,
     ycbcr_format_of,
 )
-from chromaflow.filters.pyav_nodes import FrameNode
+from chromaflow.filters.pyav.nodes import FrameNode
 
 GRAY_MESSAGE = (
     "gray video has no colour to deflicker; colorize it first with `chromaflow colorize` "

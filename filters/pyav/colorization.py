@@ -35,11 +35,11 @@ from chromaflow.core.colour.tags import ColourRange
 from chromaflow.core.device_engine import ChromaLayout, DeviceColorizerStream, device_engine_for
 from chromaflow.core.errors import InputError, UsageError
 from chromaflow.core.hints import Hint
-from chromaflow.core.propagate import PropagationParams
 from chromaflow.core.scenecut import DEFAULT_THRESHOLD, LumaStats, SceneCutDetector
 from chromaflow.core.shots import cut_luma
+from chromaflow.core.transfer import PropagationParams
 from chromaflow.core.video import Ready, VideoColorizerStream, model_frame_info
-from chromaflow.filters.pyav_frames import (
+from chromaflow.filters.pyav.frames import (
     PlaneLayout,
     copy_props,
     layout_of,
@@ -50,7 +50,7 @@ from chromaflow.filters.pyav_frames import (
     to_planar,
     ycbcr_format_of,
 )
-from chromaflow.filters.pyav_nodes import FrameNode
+from chromaflow.filters.pyav.nodes import FrameNode
 
 DEFAULT_SMOOTH_RADIUS = 2
 
@@ -238,6 +238,6 @@ def output_format(input_format: str, gray_to: str = "420") -> str:
         return planar_yuv_name(layout.bits, gray_to)
     if layout.kind == "yuv":
         return layout.name
-    from chromaflow.filters.pyav_frames import unpacked_format
+    from chromaflow.filters.pyav.frames import unpacked_format
 
     return unpacked_format(layout)

@@ -15,7 +15,7 @@ from chromaflow.core.colour.tags import ColourRange
 from chromaflow.core.deepfake import DeepfakeScorer, FrameResult, VideoSummary
 from chromaflow.core.errors import UsageError
 from chromaflow.core.overlay import OverlayStyle, draw_overlay
-from chromaflow.filters.pyav_frames import (
+from chromaflow.filters.pyav.frames import (
     PlaneLayout,
     copy_props,
     is_full_range,
@@ -25,7 +25,7 @@ from chromaflow.filters.pyav_frames import (
     rgb24_of,
     to_planar,
 )
-from chromaflow.filters.pyav_nodes import BatchNode
+from chromaflow.filters.pyav.nodes import BatchNode
 
 
 @dataclass(frozen=True)
