@@ -67,7 +67,7 @@ from chromaflow.core.nets.zhang import build_zhang
 from chromaflow.core.overlay import OverlayStyle, draw_overlay
 from chromaflow.core.temporal import TemporalSmoother
 from chromaflow.core.transfer import PropagationParams
-from chromaflow.core.transfer.propagate import to_full_size  # the stage itself, on its internal (H, W, 2) layout
+from chromaflow.core.transfer.propagate import to_full_size  # the stage itself: (H, W, 2) inside
 from chromaflow.core.video import DEFAULT_SMOOTH_RADIUS
 from chromaflow.filters.pyav import ColorizeNode, transcode
 from chromaflow.filters.pyav.encoders import EncodeOptions

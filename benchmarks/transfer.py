@@ -27,9 +27,8 @@ import numpy as np
 import torch
 
 from chromaflow.core.flow import compute_flow_scaled, occlusion_mask, warp
-from chromaflow.core.keyframes import KeyframeTransfer
-from chromaflow.core.labarrays import lab_planes_to_rgb, rgb_to_lab_planes
 from chromaflow.core.metrics import cdc, chroma_warp_error, psnr, ssim
+from chromaflow.core.transfer import KeyframeTransfer, lab_planes_to_rgb, rgb_to_lab_planes
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(os.environ.get("CHROMAFLOW_SHARED", ROOT.parent / "shared")) / "data" / "davis-dev"
@@ -56,7 +55,7 @@ class Sequence:
         self.name = name
         self.gt = frames
         lab = [rgb_to_lab_planes(f) for f in frames]
-        self.gt_ab = [ab for _, ab in lab]
+        self.gt_ab = [np.ascontiguousarray(ab.transpose(1, 2, 0)) for _, ab in lab]  # (H, W, 2) as flow warps
         # gray input: GT L* with ab = 0, as 8-bit sRGB gray (one plane; R = G = B)
         self.gray = [to_u8(lab_planes_to_rgb(l, np.zeros_like(ab)))[..., 0] for l, ab in lab]
         self.input_l = [rgb_to_lab_planes(g)[0] for g in self.gray]
@@ -70,7 +69,7 @@ class Sequence:
 
     def render(self, ab: np.ndarray, t: int) -> np.ndarray:
         """8-bit RGB of frame t from the input L* and ab (H, W, 2)."""
-        return to_u8(lab_planes_to_rgb(self.input_l[t], ab))
+        return to_u8(lab_planes_to_rgb(self.input_l[t], ab.transpose(2, 0, 1)))
 
 
 def evaluate(seq: Sequence, outputs: list[np.ndarray], keys: list[int]) -> dict[str, float]:
@@ -78,7 +77,7 @@ def evaluate(seq: Sequence, outputs: list[np.ndarray], keys: list[int]) -> dict[
     non_key = [t for t in range(len(outputs)) if t not in keys]
     p = float(np.mean([psnr(outputs[t], seq.gt[t]) for t in non_key]))
     s = float(np.mean([ssim(outputs[t], seq.gt[t], channel_axis=-1) for t in non_key[::4]]))
-    abs_ = [rgb_to_lab_planes(o)[1] for o in outputs]
+    abs_ = [rgb_to_lab_planes(o)[1].transpose(1, 2, 0) for o in outputs]  # (H, W, 2) as the metric takes
     we = [
         chroma_warp_error(abs_[t], abs_[t + 1], seq.flows[t], seq.valid[t]) for t in range(len(outputs) - 1)
     ]

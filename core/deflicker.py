@@ -13,7 +13,7 @@ own colour:
    chroma detail finer than the correction, so a frame without flicker comes back as it was.
 
 Hosts read a frame's L* and ab with :func:`chromaflow.core.colorizer.ycbcr_lab` (Y'CbCr) or
-:func:`chromaflow.core.labarrays.rgb_to_lab_planes` (RGB) and write the result with :func:`deflickered_chroma` /
+:func:`chromaflow.core.transfer.rgb_to_lab_planes` (RGB) and write the result with :func:`deflickered_chroma` /
 :func:`deflickered_rgb`, which add the *change* of colour to the frame's own samples: a frame whose ab did not move
 comes back bit for bit (no chroma resampling round trip), and the luma plane is never touched. Two access patterns, one core, identical frames: :class:`Deflicker` (random access from
 several threads, for VapourSynth) and :class:`DeflickerStream` (push/flush, for PyAV nodes and the CLI; frame ``n``
@@ -26,18 +26,17 @@ from typing import NamedTuple
 
 import numpy as np
 import torch
-from numpy.typing import NDArray
 
+from chromaflow.core.arrays import F32
 from chromaflow.core.colorizer import join_in_gamut, ycbcr_chroma
 from chromaflow.core.colour import Siting, YCbCrFormat, downsample_chroma, quantize
 from chromaflow.core.errors import InputError
 from chromaflow.core.flow import working_size
 from chromaflow.core.gray_content import GrayContentCheck
-from chromaflow.core.labarrays import resize_plane
 from chromaflow.core.options import DeflickerOptions, given
 from chromaflow.core.temporal import Smoothed, TemporalSmoother
+from chromaflow.core.transfer import resize_chw, resize_plane
 
-F32 = NDArray[np.float32]
 LabFrame = tuple[F32, F32]  # L* (H, W) and ab (2, H, W), float32, full size
 DEFAULT_RADIUS = DeflickerOptions.radius  # the defaults and their reasons live in DeflickerOptions
 DEFAULT_MAX_SIDE = DeflickerOptions.max_side
@@ -84,15 +83,13 @@ class _Core:
         if self._work is None:
             self._work = working_size(size, self.max_side)
         l_w = resize_plane(l_star, self._work)
-        ab_w = resize_plane(np.ascontiguousarray(ab.transpose(1, 2, 0)), self._work).transpose(2, 0, 1)
-        return l_w, np.ascontiguousarray(ab_w)
+        return l_w, resize_chw(ab, self._work)
 
     @staticmethod
     def corrected(ab: F32, ab_work: F32, smoothed: F32 | torch.Tensor) -> F32:
         """Full-size ``ab`` plus the working-size change ``smoothed - ab_work`` resized to full size."""
         smoothed_np = smoothed.cpu().numpy() if isinstance(smoothed, torch.Tensor) else np.asarray(smoothed)
-        change = np.ascontiguousarray((smoothed_np - ab_work).transpose(1, 2, 0))
-        full = resize_plane(change, (int(ab.shape[1]), int(ab.shape[2]))).transpose(2, 0, 1)
+        full = resize_chw(np.asarray(smoothed_np - ab_work), (int(ab.shape[1]), int(ab.shape[2])))
         return np.ascontiguousarray(ab + full, dtype=np.float32)
 
 

@@ -7,7 +7,7 @@ come down:
 1. Y' codes -> L* through a table of the format's code values (:func:`~chromaflow.core.colorizer.ycbcr_lightness`);
 2. L* -> the working resolution (longer side ``params.max_side``, area averaging, as the CPU video engine does);
 3. the net at its input size (:meth:`Colorizer.predict_ab`, batched, reduced precision and channels-last on CUDA);
-4. edge-aware upsampling of ab to full resolution: the fast guided filter of :mod:`chromaflow.core.guided`,
+4. edge-aware upsampling of ab to full resolution: the fast guided filter of :mod:`chromaflow.core.transfer.guided`,
    written on torch (box means with the same reflected borders as ``cv2.BORDER_REFLECT``);
 5. the in-gamut join and the conversion to subsampled, quantized chroma
    (:func:`~chromaflow.core.colorizer.ycbcr_chroma`).
@@ -37,7 +37,7 @@ from chromaflow.core.errors import InputError, UsageError
 from chromaflow.core.flow import working_size
 from chromaflow.core.hints import Hint
 from chromaflow.core.options import check_colorize_engine
-from chromaflow.core.propagate import PropagationParams
+from chromaflow.core.transfer import PropagationParams
 
 # --------------------------------------------------------------------------------------------- resizing
 

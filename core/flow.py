@@ -27,6 +27,7 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
+from chromaflow.core.arrays import F32
 from chromaflow.core.errors import InputError, UsageError
 
 FlowPreset = Literal["ultrafast", "fast", "medium"]
@@ -43,8 +44,6 @@ FB_SIGMA = 1.0
 FB_ALPHA = 0.05
 
 _local = threading.local()
-
-Array = NDArray[np.float32]
 
 
 def thread_dis(preset: str, shape: tuple[int, int], purpose: str = "flow") -> cv2.DISOpticalFlow:
@@ -139,7 +138,7 @@ def dis_flow(
     i1: NDArray[np.uint8],
     initial: NDArray[np.float32] | None = None,
     purpose: str = "flow",
-) -> Array:
+) -> F32:
     """DIS ``calc(i0, i1)``: the flow ``u`` with ``i0(x) ~ i1(x + u(x))``, ``(H, W, 2)``, for frames of any size.
 
     ``initial``: a flow to start from (DIS refines it). Frames DIS cannot handle at their size (see
@@ -178,7 +177,7 @@ def to_flow_luma(luma: NDArray[np.generic]) -> NDArray[np.uint8]:
 
 def compute_flow(
     src_luma: NDArray[np.generic], dst_luma: NDArray[np.generic], preset: FlowPreset = DEFAULT_PRESET
-) -> Array:
+) -> F32:
     """Dense flow mapping ``dst`` pixels to ``src`` positions (see the module docstring), shape ``(H, W, 2)``."""
     src = to_flow_luma(src_luma)
     dst = to_flow_luma(dst_luma)
@@ -188,13 +187,13 @@ def compute_flow(
     return dis_flow(preset, dst, src)
 
 
-def _remap_grid(flow: Array) -> tuple[Array, Array]:
+def _remap_grid(flow: F32) -> tuple[F32, F32]:
     h, w = flow.shape[:2]
     gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
     return gx + flow[..., 0], gy + flow[..., 1]
 
 
-def _check_flow(flow: NDArray[np.generic]) -> Array:
+def _check_flow(flow: NDArray[np.generic]) -> F32:
     f = np.asarray(flow, dtype=np.float32)
     if f.ndim != 3 or f.shape[2] != 2:
         raise InputError(f"a flow must have shape (H, W, 2), got {f.shape}")
@@ -229,7 +228,7 @@ def inside_mask(flow: NDArray[np.generic]) -> NDArray[np.bool_]:
     return (map_x >= 0) & (map_x <= w - 1) & (map_y >= 0) & (map_y <= h - 1)
 
 
-def forward_backward_error(flow: NDArray[np.generic], flow_back: NDArray[np.generic]) -> Array:
+def forward_backward_error(flow: NDArray[np.generic], flow_back: NDArray[np.generic]) -> F32:
     """Squared forward-backward mismatch ``|flow(x) + flow_back(x + flow(x))|^2`` per destination pixel.
 
     ``flow`` maps destination to source (``compute_flow(src, dst)``), ``flow_back`` maps source to destination
@@ -245,7 +244,7 @@ def forward_backward_confidence(
     flow_back: NDArray[np.generic],
     sigma: float = FB_SIGMA,
     alpha: float = FB_ALPHA,
-) -> Array:
+) -> F32:
     """Per-pixel confidence in [0, 1] that ``flow`` is right, from forward-backward consistency.
 
     ``conf = exp(-e / (sigma^2 + alpha * (|w|^2 + |w_back|^2)))`` with ``e`` the squared mismatch of
@@ -275,7 +274,7 @@ def occlusion_mask(
 # ---------------------------------------------------------------------------------------------- resolution
 
 
-def resize_flow(flow: NDArray[np.generic], size: tuple[int, int]) -> Array:
+def resize_flow(flow: NDArray[np.generic], size: tuple[int, int]) -> F32:
     """Resample a flow to ``size = (height, width)`` and rescale its vectors to the new pixel units."""
     f = _check_flow(flow)
     h, w = f.shape[:2]
@@ -312,7 +311,7 @@ def compute_flow_scaled(
     max_side: int = 512,
     preset: FlowPreset = DEFAULT_PRESET,
     full_size: bool = True,
-) -> Array:
+) -> F32:
     """:func:`compute_flow` at a working resolution (longer side ``max_side``), for speed on large frames.
 
     Returns the flow at the input's size (vectors rescaled) unless ``full_size`` is false.

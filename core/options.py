@@ -27,15 +27,15 @@ from chromaflow.core import registry
 from chromaflow.core.errors import UsageError
 from chromaflow.core.faces import FaceDetector
 from chromaflow.core.overlay import OverlayStyle
-from chromaflow.core.propagate import PropagationParams
 from chromaflow.core.scenecut import DEFAULT_THRESHOLD, SceneCutDetector
 from chromaflow.core.temporal.params import SmoothingParams
+from chromaflow.core.transfer import MODES as MODES  # keyframe transfer modes, owned by the transfer package
+from chromaflow.core.transfer import PropagationParams, check_transfer_mode
 
 if TYPE_CHECKING:
     from chromaflow.core.colorizer import Colorizer
     from chromaflow.core.deepfake import CropSpec
 
-MODES: tuple[str, ...] = ("propagate", "reinhard", "histogram", "knn", "auto")  # keyframe transfer modes
 COLORIZE_ENGINES: tuple[str, ...] = ("auto", "device", "video")
 ANALYSIS_ENGINES: tuple[str, ...] = ("auto", "device", "host")
 FACE_DETECTORS: tuple[str, ...] = ("haar", "blazeface", "auto")
@@ -67,12 +67,8 @@ def _whole(value: object, minimum: int) -> bool:
 
 
 # ---------------------------------------------------------------------------------------------- checks shared with
-# engine parts that can also be built on their own (KeyframeTransfer, Colorizer, ScoreSmoother, device_engine_for)
-
-
-def check_transfer_mode(mode: str) -> None:
-    if mode not in MODES:
-        raise UsageError(f"unknown transfer mode {mode!r}; use one of {', '.join(MODES)}")
+# engine parts that can also be built on their own (Colorizer, ScoreSmoother, device_engine_for; the transfer
+# mode's check is the transfer package's own, chromaflow.core.transfer.modes)
 
 
 def check_model_size(size: int) -> None:

@@ -17,8 +17,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from chromaflow.core.arrays import F32
-from chromaflow.core.flow import to_flow_luma, working_size
-from chromaflow.core.labarrays import resize_plane
+from chromaflow.core.flow import resize_luma, to_flow_luma, working_size
 from chromaflow.core.lru import LRUCache
 from chromaflow.core.scenecut import LumaStats, SceneCutDetector
 
@@ -29,7 +28,7 @@ def cut_luma(l_star: F32, max_side: int) -> NDArray[np.uint8]:
     """What cut detection sees of a frame: its L* ``(H, W)`` at the working resolution (longer side ``max_side``,
     :func:`~chromaflow.core.flow.working_size`) as the uint8 image flow sees."""
     size = (int(l_star.shape[0]), int(l_star.shape[1]))
-    return to_flow_luma(resize_plane(l_star, working_size(size, max_side)))
+    return to_flow_luma(resize_luma(np.asarray(l_star, dtype=np.float32), working_size(size, max_side)))
 
 
 class ShotCuts:

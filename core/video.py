@@ -2,7 +2,7 @@
 
 One frame's colour comes from, in order of preference:
 
-1. keyframe transfer (:class:`~chromaflow.core.keyframes.KeyframeTransfer`) when references are given, with the
+1. keyframe transfer (:class:`~chromaflow.core.transfer.KeyframeTransfer`) when references are given, with the
    automatic colorizer (if any) as its low-confidence fallback;
 2. otherwise the automatic colorizer (:class:`~chromaflow.core.colorizer.Colorizer` or any object with
    ``predict_ab``), run on fixed blocks of ``batch_size`` frames (frames ``b * batch_size ..``: a frame's batch, and
@@ -41,18 +41,25 @@ import numpy as np
 import torch
 from numpy.typing import NDArray
 
+from chromaflow.core.arrays import F32
 from chromaflow.core.errors import InputError
 from chromaflow.core.flow import to_flow_luma, working_size
 from chromaflow.core.frame_facts import FrameFacts
 from chromaflow.core.hints import Hint
-from chromaflow.core.keyframes import CACHE_EVERY, KeyframeTransfer, _colorizer_ab
-from chromaflow.core.labarrays import lab_planes_to_rgb, resize_plane, to_lightness
 from chromaflow.core.options import ColorizeOptions, check_colour_sources, given
-from chromaflow.core.propagate import PropagationParams, to_full_size
 from chromaflow.core.shots import ShotCuts, cut_luma
 from chromaflow.core.temporal import TemporalSmoother
+from chromaflow.core.transfer import (
+    CACHE_EVERY,
+    KeyframeTransfer,
+    PropagationParams,
+    colorizer_ab,
+    lab_planes_to_rgb,
+    resize_plane,
+    to_lightness,
+    upsample_ab,
+)
 
-F32 = NDArray[np.float32]
 UNKNOWN_LENGTH = 1 << 62  # a stream's length before flush
 DEFAULT_SMOOTH_RADIUS = ColorizeOptions.smooth  # the hosts' default temporal smoothing radius (frames)
 Hints = Sequence[Hint] | Mapping[int, Sequence[Hint]]
@@ -242,7 +249,7 @@ class VideoColorizer:
     def _predict(self, l_work: F32, hints: tuple[Hint, ...], size: tuple[int, int]) -> list[F32]:
         """ab ``(2, h, w)`` per plane of ``l_work`` ``(K, h, w)``: one model call (hints in full-frame pixels)."""
         if not hasattr(self.colorizer, "predict_ab"):
-            return [np.ascontiguousarray(_colorizer_ab(self.colorizer, l).transpose(2, 0, 1)) for l in l_work]
+            return [colorizer_ab(self.colorizer, l) for l in l_work]
         extra: dict[str, Any] = {"hints": list(hints), "hint_size": size} if hints else {}
         with torch.inference_mode():
             out = self.colorizer.predict_ab(torch.from_numpy(np.ascontiguousarray(l_work))[:, None], **extra)
@@ -260,13 +267,12 @@ class VideoColorizer:
         if self.smoother is not None:
             smoothed = self.smoother.smooth_at(n, self._loader)
             ab_w = smoothed.cpu().numpy() if isinstance(smoothed, torch.Tensor) else np.asarray(smoothed)
-        full = to_full_size(l_work, np.ascontiguousarray(ab_w.transpose(1, 2, 0)), l_full, self.params)
-        return np.ascontiguousarray(full.transpose(2, 0, 1))
+        return upsample_ab(l_work, ab_w, l_full, self.params)
 
     def rgb(self, n: int) -> F32:
         """sRGB ``(H, W, 3)`` float32 in [0, 1] of frame ``n`` (its own L* joined with the computed ab)."""
         l_full = self._l_full(n)
-        return lab_planes_to_rgb(l_full, self.ab(n, l_full).transpose(1, 2, 0))
+        return lab_planes_to_rgb(l_full, self.ab(n, l_full))
 
     def info(self, n: int) -> FrameFacts:
         """Per-frame facts: keyframe distance, transfer confidence, scene-cut flag (for frame properties)."""

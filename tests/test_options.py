@@ -334,9 +334,8 @@ def test_frame_facts_are_typed_and_read_as_a_mapping() -> None:
 
 def test_a_host_without_the_video_engine_reports_the_same_cuts() -> None:
     """The device-resident path reports cuts from cut_luma of each frame: those the video engine decides."""
-    from chromaflow.core.labarrays import to_lightness
-    from chromaflow.core.propagate import PropagationParams
     from chromaflow.core.shots import ShotCuts, cut_luma
+    from chromaflow.core.transfer import PropagationParams, to_lightness
 
     frames = _clip(8, cut_at=3)
     opts = ColorizeOptions(smooth=0, params=PropagationParams(max_side=48))  # frames are 96 px wide: resized
@@ -359,7 +358,7 @@ def test_the_colorize_node_reports_the_same_cuts_on_either_engine() -> None:
     import av
 
     from chromaflow.core.colorizer import Colorizer
-    from chromaflow.core.propagate import PropagationParams
+    from chromaflow.core.transfer import PropagationParams
     from chromaflow.filters.pyav import ColorizeNode, run_nodes
 
     colorizer = Colorizer("base", device="cpu", precision="fp32", size=64)

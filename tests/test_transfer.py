@@ -7,14 +7,23 @@ import cv2
 import numpy as np
 import pytest
 
-from chromaflow.core.bilateral_fill import cascade_fill
 from chromaflow.core.errors import InputError, UsageError
-from chromaflow.core.guided import guided_filter, guided_upsample
-from chromaflow.core.keyframes import load_references
-from chromaflow.core.labarrays import lab_planes_to_rgb, rgb_to_lab_planes, to_lightness
-from chromaflow.core.propagate import full_positions, identity_positions, sample_full
-from chromaflow.core.transfer_global import histogram, reinhard
-from chromaflow.core.transfer_knn import knn
+from chromaflow.core.transfer import (
+    PropagationParams,
+    colorizer_ab,
+    lab_planes_to_rgb,
+    load_references,
+    resize_chw,
+    resize_plane,
+    rgb_to_lab_planes,
+    to_lightness,
+    upsample_ab,
+)
+from chromaflow.core.transfer.bilateral_fill import cascade_fill
+from chromaflow.core.transfer.global_stats import histogram, reinhard
+from chromaflow.core.transfer.guided import guided_filter, guided_upsample
+from chromaflow.core.transfer.knn import knn
+from chromaflow.core.transfer.propagate import full_positions, identity_positions, sample_full, to_full_size
 
 _spec = importlib.util.spec_from_file_location(
     "transfer_synth", Path(__file__).with_name("transfer_synth.py")
@@ -41,7 +50,7 @@ def rms(a: np.ndarray, b: np.ndarray) -> float:
 def test_knn_recovers_colour_that_is_a_function_of_lightness() -> None:
     l_ref = pattern(0)
     l_tgt = np.ascontiguousarray(np.rot90(l_ref))  # same lightness and texture statistics, other layout
-    ref = lab_planes_to_rgb(l_ref, ab_of_l(l_ref))
+    ref = synth.rgb_of(l_ref, ab_of_l(l_ref))
     truth = ab_of_l(l_tgt)
     out = knn(ref, l_tgt)
     assert out.shape == (*l_tgt.shape, 2)
@@ -52,7 +61,7 @@ def test_knn_recovers_colour_that_is_a_function_of_lightness() -> None:
 @pytest.mark.parametrize("method", [histogram, reinhard])
 def test_global_transfers_follow_lightness(method: object) -> None:
     l_ref, l_tgt = pattern(2), pattern(3)
-    ref = lab_planes_to_rgb(l_ref, ab_of_l(l_ref))
+    ref = synth.rgb_of(l_ref, ab_of_l(l_ref))
     truth = ab_of_l(l_tgt)
     out = method(ref, l_tgt, bands=8)  # type: ignore[operator]
     mean_only = np.broadcast_to(ab_of_l(l_ref).reshape(-1, 2).mean(0), truth.shape)
@@ -63,7 +72,7 @@ def test_reinhard_one_band_gives_the_reference_mean() -> None:
     l_ref = pattern(4)
     ab = np.zeros((*l_ref.shape, 2), np.float32)
     ab[..., 0], ab[..., 1] = 20.0, -10.0
-    out = reinhard(lab_planes_to_rgb(l_ref, ab), pattern(5), bands=1)
+    out = reinhard(synth.rgb_of(l_ref, ab), pattern(5), bands=1)
     np.testing.assert_allclose(out.reshape(-1, 2).mean(0), [20.0, -10.0], atol=0.5)
 
 
@@ -74,9 +83,10 @@ def test_reinhard_matches_target_ab_moments_when_given() -> None:
     tgt_ab = np.stack([2 * rng.standard_normal(l.shape), 3 * rng.standard_normal(l.shape)], -1).astype(
         np.float32
     )
-    _, ref_ab_actual = rgb_to_lab_planes(lab_planes_to_rgb(l, ref_ab.astype(np.float32)))
-    out = reinhard(lab_planes_to_rgb(l, ref_ab.astype(np.float32)), l, target_ab=tgt_ab, bands=1)
-    np.testing.assert_allclose(out.reshape(-1, 2).std(0), ref_ab_actual.reshape(-1, 2).std(0), rtol=0.15)
+    ref = synth.rgb_of(l, ref_ab.astype(np.float32))
+    _, ref_ab_actual = rgb_to_lab_planes(ref)  # (2, H, W)
+    out = reinhard(ref, l, target_ab=tgt_ab, bands=1)
+    np.testing.assert_allclose(out.reshape(-1, 2).std(0), ref_ab_actual.reshape(2, -1).std(1), rtol=0.15)
 
 
 def test_guided_filter_keeps_edges_that_the_guide_has() -> None:
@@ -118,7 +128,7 @@ def test_load_references_parses_specs(tmp_path: Path) -> None:
 def test_fast_lab_to_rgb_agrees_with_the_reference_conversion() -> None:
     rng = np.random.default_rng(1)
     l = rng.uniform(0, 100, (16, 24)).astype(np.float32)
-    ab = rng.uniform(-60, 60, (16, 24, 2)).astype(np.float32)
+    ab = rng.uniform(-60, 60, (2, 16, 24)).astype(np.float32)
     fast = lab_planes_to_rgb(l, ab)
     ref = lab_planes_to_rgb(l, ab, fast=False)
     assert fast.shape == (16, 24, 3) and fast.dtype == np.float32
@@ -158,3 +168,38 @@ def test_grid_fill_takes_colour_from_pixels_of_similar_lightness() -> None:
         / np.maximum(cv2.GaussianBlur(conf, (0, 0), 8.0), 1e-6)[..., None]
     )
     assert abs(spatial[:, 29, 0] - 30.0).mean() > 5.0  # a purely spatial fill bleeds across the edge
+
+
+def test_the_package_edge_speaks_channels_first_ab() -> None:
+    """What leaves chromaflow.core.transfer is ab (2, H, W), as in the rest of core; (H, W, 2) stays inside."""
+    rng = np.random.default_rng(3)
+    l = pattern(7)
+    rgb = synth.rgb_of(l, ab_of_l(l))
+    l_back, ab = rgb_to_lab_planes(rgb)
+    assert ab.shape == (2, *l.shape) and ab.flags.c_contiguous
+    np.testing.assert_allclose(lab_planes_to_rgb(l_back, ab), rgb, atol=2e-3)
+    with pytest.raises(InputError, match=r"\(2, H, W\)"):
+        lab_planes_to_rgb(l_back, ab.transpose(1, 2, 0))  # the internal layout is refused at the edge
+    # upsampling after smoothing: the channels-first form computes exactly what the internal upsampler does
+    params = PropagationParams()
+    ab_work = rng.uniform(-40, 40, (2, 24, 32)).astype(np.float32)
+    l_work = cv2.resize(l, (32, 24), interpolation=cv2.INTER_AREA)
+    full = upsample_ab(l_work, ab_work, l, params)
+    assert full.shape == (2, *l.shape)
+    inside = to_full_size(l_work, np.ascontiguousarray(ab_work.transpose(1, 2, 0)), l, params)
+    np.testing.assert_array_equal(full, inside.transpose(2, 0, 1))
+    # OpenCV resizes a 2-channel image a little differently from two planes: resize_chw is the 2-channel one
+    bigger = resize_chw(ab_work, (48, 64))
+    assert bigger.shape == (2, 48, 64)
+    np.testing.assert_array_equal(
+        bigger, resize_plane(ab_work.transpose(1, 2, 0), (48, 64)).transpose(2, 0, 1)
+    )
+
+
+def test_a_colorizer_callable_may_answer_either_layout() -> None:
+    l = pattern(8)
+    ab = np.stack([l - 50.0, 50.0 - l]).astype(np.float32)
+    np.testing.assert_array_equal(colorizer_ab(lambda _l: ab, l), ab)
+    np.testing.assert_array_equal(colorizer_ab(lambda _l: ab.transpose(1, 2, 0), l), ab)
+    with pytest.raises(InputError, match="colorizer returned ab of shape"):
+        colorizer_ab(lambda _l: ab[:, :-1], l)

@@ -11,7 +11,7 @@ from chromaflow.core.colorizer import Colorizer
 from chromaflow.core.errors import UsageError
 from chromaflow.core.hints import parse_hint
 from chromaflow.core.nets.base import BaseColorNet
-from chromaflow.core.propagate import PropagationParams
+from chromaflow.core.transfer import PropagationParams
 from chromaflow.core.video import VideoColorizer, VideoColorizerStream
 
 _spec = importlib.util.spec_from_file_location(

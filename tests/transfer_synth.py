@@ -3,7 +3,7 @@
 import cv2
 import numpy as np
 
-from chromaflow.core.labarrays import lab_planes_to_rgb
+from chromaflow.core.transfer import lab_planes_to_rgb
 
 
 def smooth_noise(rng: np.random.Generator, size: tuple[int, int], sigma: float) -> np.ndarray:
@@ -66,4 +66,5 @@ def occluder_sequence(
 
 
 def rgb_of(l: np.ndarray, ab: np.ndarray) -> np.ndarray:
-    return lab_planes_to_rgb(l, ab)
+    """The RGB image of L* ``(H, W)`` and ab ``(H, W, 2)`` (the layout these sequences keep their truth in)."""
+    return lab_planes_to_rgb(l, ab.transpose(2, 0, 1))

@@ -12,7 +12,7 @@ Pictures:
 
 - ``colorize-camera.webp``: gray input | ``base`` | ``base`` with four colour hints.
 - ``keyframe-transfer.webp``: a synthetic pan across ``coffee``; frame 0 is given in colour and carried to the
-  other frames by :class:`~chromaflow.core.keyframes.KeyframeTransfer` (``auto``, the CLI's default); rows show
+  other frames by :class:`~chromaflow.core.transfer.KeyframeTransfer` (``auto``, the CLI's default); rows show
   the gray input, the result and the original colours.
 - ``deepfake-overlay.webp``: Haar face detection + MesoNet ``meso4-df`` score drawn by
   :func:`~chromaflow.core.overlay.draw_overlay`. MesoNet's weights are not part of this repository: they are read
@@ -38,8 +38,8 @@ from chromaflow.core import registry
 from chromaflow.core.colorizer import Colorizer
 from chromaflow.core.errors import ChromaflowError
 from chromaflow.core.hints import Hint
-from chromaflow.core.keyframes import KeyframeTransfer
 from chromaflow.core.paths import shared_dir
+from chromaflow.core.transfer import KeyframeTransfer
 
 RGB = np.ndarray
 DEFAULT_OUT = Path(__file__).resolve().parent.parent / "docs" / "images"

@@ -48,12 +48,12 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from chromaflow.core.bilateral_fill import cascade_fill
+from chromaflow.core.arrays import F32
 from chromaflow.core.errors import UsageError
 from chromaflow.core.flow import FB_ALPHA, FB_SIGMA, FlowPreset, dis_flow, forward_backward_confidence
-from chromaflow.core.guided import box, guided_coefficients, guided_filter, guided_upsample
-
-F32 = NDArray[np.float32]
+from chromaflow.core.transfer.bilateral_fill import cascade_fill
+from chromaflow.core.transfer.guided import box, guided_coefficients, guided_filter, guided_upsample
+from chromaflow.core.transfer.lab_arrays import chw, hwc
 
 
 @dataclass(frozen=True)
@@ -309,6 +309,12 @@ def to_full_size(l_work: F32, ab_raw: F32, l_full: F32, params: PropagationParam
     if params.guided_radius <= 0:
         return resize_to(ab_raw, l_full.shape)
     return guided_upsample(l_work, ab_raw, l_full, params.guided_radius, params.guided_eps)
+
+
+def upsample_ab(l_work: F32, ab_work: F32, l_full: F32, params: PropagationParams) -> F32:
+    """Channels-first :func:`to_full_size`: ab ``(2, h, w)`` at ``l_work``'s size to ``(2, H, W)`` at ``l_full``'s
+    (for callers outside the package, such as the video engine after temporal smoothing)."""
+    return chw(to_full_size(l_work, hwc(ab_work), l_full, params))
 
 
 def resize_to(plane: F32, size: tuple[int, ...]) -> F32:

@@ -14,9 +14,8 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
+from chromaflow.core.arrays import F32
 from chromaflow.core.errors import InputError
-
-F32 = NDArray[np.float32]
 
 
 def box(x: NDArray[np.floating], radius: int) -> F32:

@@ -1,10 +1,10 @@
 """KeyframeTransfer: colours from reference keyframes carried to every frame of a sequence, with random access.
 
-Modes:
+Modes (:mod:`~chromaflow.core.transfer.modes`):
 
 - ``propagate``: flow chains forward from the previous keyframe and backward from the next one in the same shot
-  (:mod:`chromaflow.core.propagate`), anchored to their keyframe, sampled from its full-resolution colours and
-  blended by confidence; low-confidence regions are filled from confident pixels of similar lightness, then from
+  (:mod:`~chromaflow.core.transfer.propagate`), anchored to their keyframe, sampled from its full-resolution colours
+  and blended by confidence; low-confidence regions are filled from confident pixels of similar lightness, then from
   the chains' own colours, and where those do not match either, from a global transfer (``histogram``) from the
   nearest keyframe, or the automatic colorizer when one is given. Frames no chain reaches (another shot, too far)
   get the global transfer / colorizer alone.
@@ -13,46 +13,39 @@ Modes:
   the frame is coloured by ``knn`` from it.
 - ``reinhard``, ``histogram``, ``knn``: per-frame transfer from the nearest keyframe's reference (any content).
 
-**Random access.** Hosts ask for frames in any order and from several threads. Chain states (positions and validity
-at the working resolution, see :class:`~chromaflow.core.propagate.ChainState`) are cached: every ``cache_every``-th
-state as a checkpoint, and recent states in an LRU, so frame ``n`` costs the steps from the nearest cached state, not
-from the keyframe. A state is always computed by the same steps from the same inputs, so results do not depend on the
-order of requests (tests compare random order with sequential order). One lock per chain segment serialises the
-stepping of that segment; flows, frames and results live in thread-safe LRU caches.
+Hosts ask for frames in any order and from several threads: frames and flows are kept by
+:class:`~chromaflow.core.transfer.frames.SequenceFrames`, chain states by
+:class:`~chromaflow.core.transfer.chains.ChainBook` (results do not depend on the order of requests; tests compare
+random order with sequential order), per-frame results in thread-safe LRU caches.
 
-Frame source: ``luma(n)`` returns frame ``n`` as float L* ``(H, W)`` in [0, 100], an sRGB gray plane (uint8 or
-uint16) or an RGB frame (see :func:`chromaflow.core.labarrays.to_lightness`). Outputs: ``ab(n)`` ``(2, H, W)``
-float32 at full size; ``rgb(n)`` ``(H, W, 3)`` float32 in [0, 1] with the frame's own L*; ``info(n)``.
+Frame source: ``luma(n)`` (see :mod:`~chromaflow.core.transfer.frames`). Outputs: ``ab(n)`` ``(2, H, W)`` float32 at
+full size; ``ab_work(n)`` ``(2, h, w)`` at the working resolution; ``rgb(n)`` ``(H, W, 3)`` float32 in [0, 1] with
+the frame's own L*; ``info(n)``. Inside, ab is in the transfer maths' ``(H, W, 2)`` layout.
 """
 
-import re
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
-import torch
 from numpy.typing import NDArray
 
+from chromaflow.core.arrays import F32
 from chromaflow.core.errors import InputError, UsageError
-from chromaflow.core.flow import compute_flow, to_flow_luma, working_size
 from chromaflow.core.frame_facts import FrameFacts
-from chromaflow.core.labarrays import (
-    as_rgb_float,
-    lab_planes_to_rgb,
-    load_rgb,
-    resize_plane,
-    rgb_to_lab_planes,
-    to_lightness,
-)
 from chromaflow.core.lru import LRUCache
-from chromaflow.core.options import MODES as MODES  # re-exported: hosts import it from here
-from chromaflow.core.options import check_transfer_mode
-from chromaflow.core.propagate import (
+from chromaflow.core.scenecut import DEFAULT_THRESHOLD, SceneCutDetector
+from chromaflow.core.shots import ShotCuts
+from chromaflow.core.transfer.chains import ChainBook
+from chromaflow.core.transfer.frames import LumaSource, SequenceFrames
+from chromaflow.core.transfer.global_stats import histogram, reinhard
+from chromaflow.core.transfer.knn import KnnTable
+from chromaflow.core.transfer.lab_arrays import chw, hwc, lab_planes_to_rgb
+from chromaflow.core.transfer.model_fallback import colorizer_ab
+from chromaflow.core.transfer.modes import Mode, check_transfer_mode
+from chromaflow.core.transfer.propagate import (
     ChainState,
-    KeyData,
     PropagationParams,
     anchor_chain,
     blend_weight,
@@ -70,67 +63,9 @@ from chromaflow.core.propagate import (
     step_chain,
     to_full_size,
 )
-from chromaflow.core.scenecut import DEFAULT_THRESHOLD, SceneCutDetector
-from chromaflow.core.shots import ShotCuts
-from chromaflow.core.transfer_global import LabSamples, histogram, reinhard
-from chromaflow.core.transfer_knn import KnnTable
+from chromaflow.core.transfer.references import Keyframe, reference_rgb
 
-Mode = Literal["propagate", "reinhard", "histogram", "knn", "auto"]
-F32 = NDArray[np.float32]
-LumaSource = Callable[[int], Any]
-_REF_SPEC = re.compile(r"^(\d+)=(.+)$")
 CACHE_EVERY = 8  # every 8th chain state is kept as a checkpoint (random-access memory against recomputation)
-
-
-def load_references(specs: Iterable[str], num_frames: int | None = None) -> dict[int, F32]:
-    """Parse ``N=IMAGE`` strings (N the 0-based frame index) and load the images as float RGB ``(H, W, 3)``.
-
-    ``num_frames``: the input's length when it is known exactly (before the run); a reference past it is then
-    refused at once (:class:`UsageError`) instead of at the end of the run.
-    """
-    refs: dict[int, F32] = {}
-    for spec in specs:
-        m = _REF_SPEC.match(spec.strip())
-        if m is None:
-            raise UsageError(
-                f"bad reference {spec!r}: write N=IMAGE, N the 0-based frame index (e.g. 0=key.png)"
-            )
-        n = int(m.group(1))
-        if n in refs:
-            raise UsageError(f"frame {n} has two references; give one image per frame")
-        if num_frames is not None and n >= num_frames:
-            raise UsageError(
-                f"reference {spec!r} is for frame {n}, but the input has {num_frames} frames (0 .. {num_frames - 1}); "
-                "frame numbers start at 0"
-            )
-        path = Path(m.group(2))
-        if path.is_dir():
-            raise InputError(
-                f"reference {spec!r}: {path} is a folder; give one image file per keyframe (PNG, JPEG or TIFF), "
-                f"e.g. {n}={path / 'key.png'}"
-            )
-        refs[n] = load_rgb(path)
-    if not refs:
-        raise UsageError("no references given; use --ref N=IMAGE")
-    return refs
-
-
-@dataclass(frozen=True)
-class _Frame:
-    l_work: F32  # L* at the working resolution
-    flow_luma: NDArray[np.uint8]  # what DIS sees, and what cut detection sees (ShotCuts)
-
-
-@dataclass(frozen=True)
-class _Key:
-    index: int
-    l_full: F32  # the reference's L* at frame size
-    ab_full: F32  # (H, W, 2)
-    data: KeyData  # working resolution
-    samples: LabSamples  # for reinhard / histogram
-
-
-_DEAD = "dead"  # a chain stopped by a scene cut or the distance limit
 
 
 @dataclass(frozen=True)
@@ -153,10 +88,9 @@ class KeyframeTransfer:
     """Colours of reference keyframes carried through a sequence (see the module docstring).
 
     ``references``: ``{frame_index: RGB image}`` (uint8/uint16/float arrays, or paths), or a single image (used as
-    keyframe 0). ``colorizer``: optional automatic colorizer used as the low-confidence fallback: an object with
-    ``predict_ab(l: Tensor (N, 1, H, W)) -> Tensor (N, 2, H, W)`` (:class:`chromaflow.core.colorizer.Colorizer`) or a
-    callable ``L* (h, w) -> ab (h, w, 2)``. ``shots``: the run's shared scene cuts (:class:`ShotCuts`, e.g. a
-    :class:`~chromaflow.core.video.VideoColorizer`'s, so its smoothing stops at the same cuts); it replaces
+    keyframe 0). ``colorizer``: optional automatic colorizer used as the low-confidence fallback
+    (:mod:`~chromaflow.core.transfer.model_fallback`). ``shots``: the run's shared scene cuts (:class:`ShotCuts`,
+    e.g. a :class:`~chromaflow.core.video.VideoColorizer`'s, so its smoothing stops at the same cuts); it replaces
     ``scene_cut_threshold`` and ``detect_cuts``.
     """
 
@@ -199,95 +133,41 @@ class KeyframeTransfer:
         self.cuts = self.shots.detector
         self._ref_images = {int(n): img for n, img in refs.items()}
         self.keys = sorted(self._ref_images)
-        self._size: tuple[int, int] | None = None
-        self._work: tuple[int, int] | None = None
+        self._frames = SequenceFrames(
+            luma, num_frames, self.params.max_side, self.params.flow_preset, cache_frames
+        )
+        self._chains = ChainBook(cache_every, cache_states)
         self._lock = threading.Lock()
-        self._keys: dict[int, _Key] = {}
+        self._keys: dict[int, Keyframe] = {}
         self._knn: dict[int, KnnTable] = {}
         self._key_slopes: dict[int, F32] = {}
-        self._segment_locks: dict[tuple[int, int], threading.Lock] = {}
-        self._frames = LRUCache(cache_frames)
-        self._flows = LRUCache(4 * cache_frames)
-        self._states = LRUCache(cache_states)
-        self._checkpoints = LRUCache(max(16, 4 * cache_states))
         self._results = LRUCache(16)
         self._fallbacks = LRUCache(16)
 
-    # ------------------------------------------------------------------ frames, flows, cuts
-
-    def _l_full(self, n: int) -> F32:
-        if not 0 <= n < self.num_frames:
-            raise InputError(f"frame {n} is outside the sequence (0..{self.num_frames - 1})")
-        l_full = to_lightness(self.luma(n))
-        size = (int(l_full.shape[0]), int(l_full.shape[1]))
-        with self._lock:
-            if self._size is None:
-                self._size = size
-                self._work = working_size(size, self.params.max_side)
-        if size != self._size:
-            raise InputError(
-                f"frame {n} is {size[1]}x{size[0]}, the sequence is {self._size[1]}x{self._size[0]}"
-            )
-        return l_full
+    # ------------------------------------------------------------------ frames and cuts
 
     @property
     def work_size(self) -> tuple[int, int]:
         """``(h, w)`` of the working resolution (known after the first frame is read)."""
-        if self._work is None:
-            self._l_full(0)
-        assert self._work is not None
-        return self._work
-
-    def _frame(self, n: int, l_full: F32 | None = None) -> _Frame:
-        cached = self._frames.get(n)
-        if cached is not None:
-            return cached
-        l_full = self._l_full(n) if l_full is None else l_full
-        l_work = resize_plane(l_full, self.work_size)
-        frame = _Frame(l_work, to_flow_luma(l_work))
-        self._frames.put(n, frame)
-        return frame
+        return self._frames.work_size
 
     def work_luma(self, n: int) -> F32:
         """L* ``(h, w)`` of frame ``n`` at the working resolution."""
-        return self._frame(n).l_work
-
-    def _flow(self, dst: int, src: int) -> F32:
-        """Flow mapping frame ``dst``'s pixels to positions in frame ``src`` (working resolution)."""
-        cached = self._flows.get((dst, src))
-        if cached is not None:
-            return cached
-        flow = compute_flow(self._frame(src).flow_luma, self._frame(dst).flow_luma, self.params.flow_preset)
-        self._flows.put((dst, src), flow)
-        return flow
+        return self._frames.frame(n).l_work
 
     def scene_cut(self, n: int) -> bool:
         """True when a new shot starts at frame ``n`` (frame 0 never)."""
-        return self.shots.is_cut(n, lambda k: self._frame(k).flow_luma)
+        return self.shots.is_cut(n, lambda k: self._frames.frame(k).flow_luma)
 
     # ------------------------------------------------------------------ keyframes
 
-    def _key(self, k: int) -> _Key:
+    def _key(self, k: int) -> Keyframe:
         with self._lock:
             if k in self._keys:
                 return self._keys[k]
-        img = self._ref_images[k]
-        rgb = load_rgb(img) if isinstance(img, str | Path) else as_rgb_float(np.asarray(img))
-        samples = LabSamples.of(rgb)
-        size = self._size if self._size is not None else self._l_full(k).shape
-        h, w = int(size[0]), int(size[1])
-        rh, rw = rgb.shape[:2]
-        if self.mode in ("propagate", "auto") and abs(rw / rh - w / h) > 0.01 * (w / h):
-            raise InputError(
-                f"reference for frame {k} is {rw}x{rh}, frames are {w}x{h}: a propagated keyframe must be a "
-                "colouring of that frame (same aspect ratio); use --transfer knn for references of other content"
-            )
-        l_ref, ab_ref = rgb_to_lab_planes(rgb)
-        l_full, ab_full = resize_plane(l_ref, (h, w)), resize_plane(ab_ref, (h, w))
-        work = self.work_size
-        key = _Key(
-            k, l_full, ab_full, KeyData(resize_plane(l_full, work), resize_plane(ab_full, work)), samples
-        )
+        rgb = reference_rgb(self._ref_images[k])
+        size = self._frames.full_size(k)
+        key = Keyframe.of(k, rgb, size, self.work_size, self.mode in ("propagate", "auto"))
         with self._lock:
             return self._keys.setdefault(k, key)
 
@@ -311,8 +191,7 @@ class KeyframeTransfer:
         with self._lock:
             if k in self._knn:
                 return self._knn[k]
-        img = self._ref_images[k]
-        rgb = load_rgb(img) if isinstance(img, str | Path) else as_rgb_float(np.asarray(img))
+        rgb = reference_rgb(self._ref_images[k])
         table = KnnTable.fit(rgb, samples=self.knn_samples, fit_side=self.params.max_side)
         with self._lock:
             return self._knn.setdefault(k, table)
@@ -331,55 +210,33 @@ class KeyframeTransfer:
 
     # ------------------------------------------------------------------ chains
 
-    def _segment_lock(self, direction: int, key: int) -> threading.Lock:
-        with self._lock:
-            return self._segment_locks.setdefault((direction, key), threading.Lock())
-
-    def _stored(self, tag: tuple[int, int, int]) -> ChainState | str | None:
-        st = self._states.get(tag)
-        return st if st is not None else self._checkpoints.get(tag)
-
     def _chain(self, direction: int, key: int, n: int) -> ChainState | None:
         """The state at frame ``n`` of the chain from keyframe ``key`` (``direction`` +1 forward, -1 backward)."""
         if abs(n - key) > self.params.max_distance:
             return None
-        with self._segment_lock(direction, key):
-            m = n
-            state = self._stored((direction, key, m))
-            while state is None and m != key:
-                m -= direction
-                state = self._stored((direction, key, m))
-            if state is None:  # m == key
-                state = start_chain(
-                    key, self.work_size, self._key(key).data.ab_work if self.params.carry else None
+
+        def start() -> ChainState:
+            return start_chain(
+                key, self.work_size, self._key(key).data.ab_work if self.params.carry else None
+            )
+
+        def advance(state: ChainState, m: int, j: int) -> ChainState | None:
+            if self.scene_cut(max(m, j)):  # the cut between frames m and j is flagged on the later of the two
+                return None
+            state = step_chain(state, self._frames.flow(j, m), self._frames.flow(m, j), self.params)
+            fr = self._frames.frame(j)
+            if self.params.anchor and abs(j - key) % self.params.anchor_every == 0:
+                state = anchor_chain(
+                    state,
+                    fr.flow_luma,
+                    fr.l_work,
+                    self._frames.frame(key).flow_luma,
+                    self._key(key).data,
+                    self.params,
                 )
-                self._checkpoints.put((direction, key, key), state)
-            while m != n:
-                j = m + direction
-                # the cut between frames m and j is flagged on the later of the two
-                if state is _DEAD or self.scene_cut(max(m, j)):
-                    state = _DEAD
-                else:
-                    assert isinstance(state, ChainState)
-                    state = step_chain(state, self._flow(j, m), self._flow(m, j), self.params)
-                    fr = self._frame(j)
-                    if self.params.anchor and abs(j - key) % self.params.anchor_every == 0:
-                        state = anchor_chain(
-                            state,
-                            fr.flow_luma,
-                            fr.l_work,
-                            self._frame(key).flow_luma,
-                            self._key(key).data,
-                            self.params,
-                        )
-                    state = settle_estimate(state, self._key(key).data, fr.l_work, self.params)
-                tag = (direction, key, j)
-                if abs(j - key) % self.cache_every == 0:
-                    self._checkpoints.put(tag, state)
-                else:
-                    self._states.put(tag, state)
-                m = j
-        return state if isinstance(state, ChainState) else None
+            return settle_estimate(state, self._key(key).data, fr.l_work, self.params)
+
+        return self._chains.state(direction, key, n, start, advance)
 
     # ------------------------------------------------------------------ per-frame results
 
@@ -394,7 +251,7 @@ class KeyframeTransfer:
     def _compute_fallback(self, n: int, l_work: F32) -> F32:
         k = self.nearest_key(n)
         if self.colorizer is not None:
-            return _colorizer_ab(self.colorizer, l_work)
+            return hwc(colorizer_ab(self.colorizer, l_work))
         if self.mode == "auto" or self.mode == "knn":
             return self._knn_table(k).lookup(l_work)
         if self.mode == "reinhard":
@@ -406,7 +263,7 @@ class KeyframeTransfer:
         cached = self._results.get(n)
         if cached is not None:
             return cached
-        frame = self._frame(n)
+        frame = self._frames.frame(n)
         cut = self.scene_cut(n)
         is_key = n in self._ref_images
         chains: list[tuple[int, F32, F32, F32]] = []
@@ -491,16 +348,17 @@ class KeyframeTransfer:
             return refine(res.l_work, raw, self.params)
         return to_full_size(res.l_work, raw, l_out, self.params)
 
+    # ------------------------------------------------------------------ outputs (channels-first ab)
+
     def ab_work(self, n: int) -> F32:
         """Refined ab ``(2, h, w)`` at the working resolution (for temporal smoothing)."""
         if self.mode in ("propagate", "auto") and n in self._ref_images:
-            return np.ascontiguousarray(self._key(n).data.ab_work.transpose(2, 0, 1))
+            return chw(self._key(n).data.ab_work)
         res = self._result(n)
         if not res.chains:
-            return np.ascontiguousarray(refine(res.l_work, res.ab, self.params).transpose(2, 0, 1))
+            return chw(refine(res.l_work, res.ab, self.params))
         chains = [(sample_full(self._key(k).data.ab_work, pos), c, wt) for k, pos, c, wt in res.chains]
-        out = compose_full(chains, res.conf, self._fill(n, res, res.l_work))
-        return np.ascontiguousarray(out.transpose(2, 0, 1))
+        return chw(compose_full(chains, res.conf, self._fill(n, res, res.l_work)))
 
     def ab(self, n: int, l_full: F32 | None = None) -> F32:
         """ab ``(2, H, W)`` float32 of frame ``n`` at full size (``l_full``: its L* if the caller has it).
@@ -508,42 +366,23 @@ class KeyframeTransfer:
         Propagated colour is sampled once from the keyframe's full-resolution ab through the chain's position map
         (no re-filtering, which would blur it); only the low-confidence part is filled (edge-aware, luma-guided).
         """
-        l_full = self._l_full(n) if l_full is None else l_full
+        l_full = self._frames.l_full(n) if l_full is None else l_full
         if self.mode in ("propagate", "auto") and n in self._ref_images:
-            return np.ascontiguousarray(self._key(n).ab_full.transpose(2, 0, 1))
+            return chw(self._key(n).ab_full)
         res = self._result(n)
         if not res.chains:
-            return np.ascontiguousarray(
-                to_full_size(res.l_work, res.ab, l_full, self.params).transpose(2, 0, 1)
-            )
+            return chw(to_full_size(res.l_work, res.ab, l_full, self.params))
         chains = [(self._sample_key(k, pos, l_full), c, wt) for k, pos, c, wt in res.chains]
-        out = compose_full(chains, res.conf, self._fill(n, res, l_full))
-        return np.ascontiguousarray(out.transpose(2, 0, 1))
+        return chw(compose_full(chains, res.conf, self._fill(n, res, l_full)))
 
     def rgb(self, n: int) -> F32:
         """sRGB ``(H, W, 3)`` float32 of frame ``n``: the frame's own L* with the transferred ab."""
-        l_full = self._l_full(n)
-        return lab_planes_to_rgb(l_full, self.ab(n, l_full).transpose(1, 2, 0))
+        l_full = self._frames.l_full(n)
+        return lab_planes_to_rgb(l_full, self.ab(n, l_full))
 
     def release_before(self, n: int) -> None:
         """Forget cached frames, flows and chain states before frame ``n`` (streaming use keeps memory bounded)."""
-        self._frames.keep_only(lambda k: not (isinstance(k, int) and k < n))
-        self._flows.keep_only(lambda k: not (isinstance(k, tuple) and min(k) < n))
+        self._frames.release_before(n)
         self._results.keep_only(lambda k: not (isinstance(k, int) and k < n))
         self._fallbacks.keep_only(lambda k: not (isinstance(k, int) and k < n))
-        self._states.keep_only(lambda k: not (isinstance(k, tuple) and k[2] < n))
-        self._checkpoints.keep_only(lambda k: not (isinstance(k, tuple) and k[2] < n and k[2] != k[1]))
-
-
-def _colorizer_ab(colorizer: Any, l_work: F32) -> F32:
-    """ab ``(h, w, 2)`` from a Colorizer (``predict_ab``) or a plain callable."""
-    if hasattr(colorizer, "predict_ab"):
-        with torch.inference_mode():
-            out = colorizer.predict_ab(torch.from_numpy(np.ascontiguousarray(l_work))[None, None])
-        return np.ascontiguousarray(out[0].float().cpu().numpy().transpose(1, 2, 0), dtype=np.float32)
-    ab = np.asarray(colorizer(l_work), dtype=np.float32)
-    if ab.shape == (2, *l_work.shape):
-        ab = ab.transpose(1, 2, 0)
-    if ab.shape != (*l_work.shape, 2):
-        raise InputError(f"the colorizer returned ab of shape {ab.shape} for L* of shape {l_work.shape}")
-    return np.ascontiguousarray(ab)
+        self._chains.release_before(n)

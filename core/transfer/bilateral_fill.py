@@ -17,11 +17,9 @@ from dataclasses import dataclass
 import cv2
 import numba
 import numpy as np
-from numpy.typing import NDArray
 
+from chromaflow.core.arrays import F32
 from chromaflow.core.errors import InputError
-
-F32 = NDArray[np.float32]
 
 
 @dataclass(frozen=True)

@@ -17,13 +17,13 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from chromaflow.core.arrays import F32
 from chromaflow.core.errors import InputError, UsageError
 from chromaflow.core.flow import working_size
-from chromaflow.core.guided import box, guided_filter
-from chromaflow.core.labarrays import resize_plane, rgb_to_lab_planes
-from chromaflow.core.transfer_global import match_moments
+from chromaflow.core.transfer.global_stats import match_moments
+from chromaflow.core.transfer.guided import box, guided_filter
+from chromaflow.core.transfer.lab_arrays import hwc, resize_plane, rgb_to_lab_planes
 
-F32 = NDArray[np.float32]
 F64 = NDArray[np.float64]
 
 # Grid ranges and sizes: L* and local mean over [0, 100]; local std on a square-root scale over [0, sqrt(40)].
@@ -102,7 +102,7 @@ class KnnTable:
             raise UsageError(f"knn transfer needs at least 16 reference samples, got {samples}")
         l_ref, ab_ref = rgb_to_lab_planes(reference)
         size = working_size((int(l_ref.shape[0]), int(l_ref.shape[1])), fit_side)
-        l_ref, ab_ref = resize_plane(l_ref, size), resize_plane(ab_ref, size)
+        l_ref, ab_ref = resize_plane(l_ref, size), resize_plane(hwc(ab_ref), size)
         feats = texture_features(l_ref)
         h, w = l_ref.shape
         step = max(1.0, float(np.sqrt(h * w / samples)))

@@ -12,7 +12,7 @@ colours:
   colour given L* alone); a target with ab (e.g. a colorizer's output) has each of a*, b* histogram-matched to the
   reference within luminance bands.
 
-Inputs: ``reference`` an RGB image (see :func:`chromaflow.core.labarrays.as_rgb_float`), ``target_l`` an ``(H, W)``
+Inputs: ``reference`` an RGB image (see :func:`chromaflow.core.transfer.lab_arrays.as_rgb_float`), ``target_l`` an ``(H, W)``
 L* plane; output ``(H, W, 2)`` float32 ab. Statistics are taken from the reference shrunk to ``stats_side``.
 """
 
@@ -21,11 +21,11 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from chromaflow.core.arrays import F32
 from chromaflow.core.errors import InputError, UsageError
 from chromaflow.core.flow import working_size
-from chromaflow.core.labarrays import resize_plane, rgb_to_lab_planes
+from chromaflow.core.transfer.lab_arrays import hwc, resize_plane, rgb_to_lab_planes
 
-F32 = NDArray[np.float32]
 STATS_SIDE = 320
 
 
@@ -41,7 +41,7 @@ class LabSamples:
         l_ref, ab_ref = rgb_to_lab_planes(reference)
         size = working_size((int(l_ref.shape[0]), int(l_ref.shape[1])), stats_side)
         l_small = resize_plane(l_ref, size)
-        ab_small = resize_plane(ab_ref, size)
+        ab_small = resize_plane(hwc(ab_ref), size)
         return LabSamples(l_small.reshape(-1).astype(np.float64), ab_small.reshape(-1, 2).astype(np.float64))
 
 
