@@ -1,17 +1,16 @@
 """Deepfake scoring of video frames: faces -> square crops -> MesoNet -> per-face, per-frame and per-video scores.
 
-Crops. MesoNet was trained on 256 x 256 face crops that show the whole face with some hair, ears and neck: on the
-authors' own test images OpenCV's Haar box covers about 71 % of the crop side and sits about 0.1 box sides above
-the crop centre (measured on ``mesonet-test-images``, 0.68-0.76 and 0.07-0.13). We reproduce that framing: the crop
-is a square of ``scale`` x the box side, centred ``shift_y`` box sides below the box centre, padded by edge
-replication where it leaves the frame, and resized to 256 (INTER_AREA when shrinking, bilinear when enlarging).
-BlazeFace boxes are a little smaller and lower than Haar's, so its crop constants differ (see ``CROP_SPECS``).
-MesoNet's pipeline also aligned faces with landmarks; we do not rotate (the frontal detectors see upright faces).
+Crops. MesoNet was trained on 256 x 256 face crops that show the whole face with some hair, ears and neck, with
+OpenCV's Haar box covering a fixed share of the crop side and sitting a little above its centre; ``CROP_SPECS``
+holds that share (as its inverse, ``scale``) and offset, measured on the authors' own test images
+(``mesonet-test-images``). We reproduce that framing: the crop is a square of ``scale`` x the box side, centred
+``shift_y`` box sides below the box centre, padded by edge replication where it leaves the frame, and resized to
+256 (INTER_AREA when shrinking, bilinear when enlarging). BlazeFace boxes are a little smaller and lower than
+Haar's, so its crop constants differ. MesoNet's pipeline also aligned faces with landmarks; we do not rotate (the
+frontal detectors see upright faces).
 
-Scores. fake = 1 - P(REAL) per face; each track's score is smoothed over time (EMA or running median); a frame's
-score is the highest smoothed face score (None without faces); a video's score is the mean of frame scores and a
-DFDC-style "confident" aggregate (after the DFDC winners' strategy: when many frames are confidently fake, average
-only those; when nearly all are confidently real, average those; else the plain mean).
+Scores (fake = 1 - P(REAL) per face, smoothed per track, aggregated per frame and per video) and the result records
+are :mod:`chromaflow.core.deepfake_results`; this module re-exports them.
 
 Two stages. Scoring a frame is (1) :meth:`DeepfakeScorer.analyse`: detect faces, crop, classify: per frame, no
 state, safe to call from several threads at once (each thread borrows its own Haar cascade), the expensive part;
@@ -36,7 +35,6 @@ Usage (streaming)::
 """
 
 import queue
-from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,9 +46,15 @@ import torch
 from torch import nn
 
 from chromaflow.core import registry
+from chromaflow.core.deepfake_results import FaceScore as FaceScore
+from chromaflow.core.deepfake_results import FrameFaces as FrameFaces
+from chromaflow.core.deepfake_results import FrameResult as FrameResult
+from chromaflow.core.deepfake_results import ScoreSmoother as ScoreSmoother
+from chromaflow.core.deepfake_results import VideoSummary as VideoSummary
+from chromaflow.core.deepfake_results import confident_aggregate as confident_aggregate
 from chromaflow.core.device import resolve_device
 from chromaflow.core.errors import UsageError
-from chromaflow.core.faces import Backend, Box, Face, FaceDetector, as_rgb_frame
+from chromaflow.core.faces import Backend, Box, FaceDetector, as_rgb_frame
 from chromaflow.core.nets import mesonet
 from chromaflow.core.options import (
     CLASSIFIERS as CLASSIFIERS,  # re-exported: hosts import it from here
@@ -61,7 +65,6 @@ from chromaflow.core.options import (
     Engine,
     Smoothing,
     check_analysis_engine,
-    check_score_smoothing,
     given,
 )
 from chromaflow.core.tracking import IoUTracker
@@ -98,141 +101,6 @@ def crop_face(frame: np.ndarray, box: Box, spec: CropSpec, size: int = CROP_SIZE
         patch = cv2.copyMakeBorder(patch, *pads, borderType=cv2.BORDER_REPLICATE)
     interp = cv2.INTER_AREA if n > size else cv2.INTER_LINEAR
     return cv2.resize(patch, (size, size), interpolation=interp)
-
-
-def confident_aggregate(
-    scores: Sequence[float],
-    high: float = 0.8,
-    low: float = 0.2,
-    fake_fraction: float = 0.4,
-    min_fake: int = 3,
-    real_fraction: float = 0.9,
-) -> float | None:
-    """DFDC-style video score: the mean of confidently fake scores (> ``high``) when they are more than
-    ``fake_fraction`` of all and at least ``min_fake``; else the mean of confidently real scores (< ``low``) when
-    they are more than ``real_fraction``; else the mean of all. None for no scores."""
-    arr = np.asarray([s for s in scores if s is not None], dtype=np.float64)
-    if arr.size == 0:
-        return None
-    fake = arr[arr > high]
-    if fake.size > fake_fraction * arr.size and fake.size >= min_fake:
-        return float(fake.mean())
-    real = arr[arr < low]
-    if real.size > real_fraction * arr.size:
-        return float(real.mean())
-    return float(arr.mean())
-
-
-class ScoreSmoother:
-    """Per-track temporal smoothing: EMA (``alpha`` = weight of the newest score), running median over ``window``
-    scores, or none."""
-
-    def __init__(
-        self,
-        method: Smoothing = DeepfakeOptions.smoothing,
-        alpha: float = DeepfakeOptions.alpha,
-        window: int = DeepfakeOptions.window,
-    ) -> None:
-        check_score_smoothing(method, alpha, window)
-        self.method, self.alpha, self.window = method, alpha, window
-        self._ema: dict[int, float] = {}
-        self._hist: dict[int, deque[float]] = {}
-
-    def update(self, track: int, score: float) -> float:
-        if self.method == "none":
-            return score
-        if self.method == "ema":
-            prev = self._ema.get(track)
-            value = score if prev is None else self.alpha * score + (1 - self.alpha) * prev
-            self._ema[track] = value
-            return value
-        hist = self._hist.setdefault(track, deque(maxlen=self.window))
-        hist.append(score)
-        return float(np.median(np.fromiter(hist, dtype=np.float64)))
-
-    def forget(self, live: set[int]) -> None:
-        """Drop state of tracks that ended."""
-        for store in (self._ema, self._hist):
-            for key in [k for k in store if k not in live]:
-                del store[key]
-
-
-@dataclass(frozen=True)
-class FaceScore:
-    """One face in one frame: track id, box (frame pixels), smoothed fake score, raw fake score, detector score."""
-
-    track: int
-    box: Box
-    score: float
-    raw_score: float
-    detector_score: float
-
-    def to_json(self) -> dict[str, Any]:
-        return {"track": self.track, "box": [round(v, 1) for v in self.box], "score": round(self.score, 4)}
-
-
-@dataclass(frozen=True)
-class FrameFaces:
-    """Stage (1) of one frame (:meth:`DeepfakeScorer.analyse`): its faces, best first, and each face's raw fake
-    score (1 - P(REAL)); no track ids, no smoothing, so it depends on that frame alone."""
-
-    faces: tuple[Face, ...]
-    raw_scores: tuple[float, ...]
-
-
-@dataclass(frozen=True)
-class FrameResult:
-    """Scores of one frame: ``score`` is the highest smoothed face score, None when no face was found."""
-
-    index: int
-    faces: tuple[FaceScore, ...]
-
-    @property
-    def score(self) -> float | None:
-        return max((f.score for f in self.faces), default=None)
-
-    def to_json(self, frame: int | None = None, time: float | None = None) -> dict[str, Any]:
-        """The JSONL sidecar object: ``{"frame", "time", "score", "faces": [{"track", "box", "score"}]}``."""
-        score = self.score
-        return {
-            "frame": self.index if frame is None else frame,
-            "time": None if time is None else round(float(time), 6),
-            "score": None if score is None else round(score, 4),
-            "faces": [f.to_json() for f in self.faces],
-        }
-
-
-@dataclass(frozen=True)
-class VideoSummary:
-    """Per-video aggregate: ``score`` is the one chosen by ``aggregate`` ("confident" or "mean")."""
-
-    score: float | None
-    mean: float | None
-    confident: float | None
-    frames: int
-    frames_with_faces: int
-    model: str
-    detector: str
-    aggregate: str
-
-    def to_json(self) -> dict[str, Any]:
-        """The sidecar's last line: ``{"video": {"score", "frames", "frames_with_faces", "model", ...}}``."""
-
-        def r(v: float | None) -> float | None:
-            return None if v is None else round(v, 4)
-
-        return {
-            "video": {
-                "score": r(self.score),
-                "frames": self.frames,
-                "frames_with_faces": self.frames_with_faces,
-                "model": self.model,
-                "detector": self.detector,
-                "aggregate": self.aggregate,
-                "mean": r(self.mean),
-                "confident": r(self.confident),
-            }
-        }
 
 
 class DeepfakeScorer:
@@ -445,7 +313,8 @@ class DeepfakeScorer:
 
 def choose_engine(engine: str, backend: str, device: torch.device) -> Literal["device", "host"]:
     """Where stage (1) runs: ``"device"`` asks for the device-resident path (BlazeFace only), ``"host"`` for the
-    OpenCV one, ``"auto"`` takes the device path for BlazeFace on CUDA (on a CPU the host path is faster)."""
+    OpenCV one, ``"auto"`` takes the device path for BlazeFace on CUDA (on a CPU the host path is faster, see
+    ``benchmarks/deepfake_engines.py``)."""
     check_analysis_engine(engine)
     if engine == "host":
         return "host"

@@ -32,7 +32,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from chromaflow.core.deepfake import CROP_SIZE, CropSpec, FrameFaces
+from chromaflow.core.deepfake import CROP_SIZE, CropSpec
+from chromaflow.core.deepfake_results import FrameFaces
 from chromaflow.core.device_engine import PlaneTransfer, area_matrix
 from chromaflow.core.errors import InputError, UsageError
 from chromaflow.core.faces import Face, FaceDetector, as_rgb_frame, merge_tile_faces

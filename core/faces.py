@@ -2,8 +2,9 @@
 present). Boxes come back in frame pixels as ``(x0, y0, x1, y1)`` with a score in [0, 1].
 
 Large frames: the Haar cascade scans its own scale pyramid on a frame shrunk just enough that the smallest wanted
-face still covers the cascade's 24-pixel window; BlazeFace (which only sees faces filling 14-70 % of its 128 x 128
-input) runs on a pyramid of overlapping square tiles, one level per octave of face size, merged by NMS.
+face still covers the cascade's 24-pixel window; BlazeFace (which only finds faces within a band of sizes of its
+128 x 128 input, :data:`BLAZE_MIN_FRACTION` to :data:`BLAZE_MAX_FRACTION` of its side) runs on a pyramid of
+overlapping square tiles, one level per octave of face size, merged by NMS.
 """
 
 from collections.abc import Sequence
@@ -21,6 +22,7 @@ Backend = Literal["haar", "blazeface", "auto"]
 HAAR_FILE = "haarcascade_frontalface_default.xml"
 HAAR_WINDOW = 24  # the frontal-face cascade's training window, pixels
 BLAZE_MIN_FRACTION = 0.13  # smallest face (fraction of the 128 input) BlazeFace finds reliably
+BLAZE_MAX_FRACTION = 0.7  # largest face (same fraction) BlazeFace finds reliably
 BLAZE_TILE_OVERLAP = 0.4  # neighbouring tiles share 40 %: a face up to 0.3 of a tile lies whole in one
 
 
@@ -263,14 +265,14 @@ def merge_tile_faces(raw: list[Face], tiles: Sequence[tuple[int, int, int]]) -> 
 
 
 def _views(box: Box, tiles: Sequence[tuple[int, int, int]]) -> int:
-    """How many tiles hold ``box`` whole, with the face at a size BlazeFace finds (13-70 % of the tile)."""
+    """How many tiles hold ``box`` whole, with the face at a size BlazeFace finds (see ``BLAZE_*_FRACTION``)."""
     x0, y0, x1, y1 = box
     size = max(x1 - x0, y1 - y0)
     n = 0
     for tx, ty, side in tiles:
         slack = 0.05 * side
         inside = x0 >= tx - slack and y0 >= ty - slack and x1 <= tx + side + slack and y1 <= ty + side + slack
-        n += int(inside and BLAZE_MIN_FRACTION <= size / side <= 0.7)
+        n += int(inside and BLAZE_MIN_FRACTION <= size / side <= BLAZE_MAX_FRACTION)
     return n
 
 

@@ -1,11 +1,12 @@
 """The join L* + ab -> in-gamut R'G'B' -> Cb, Cr as one branch-free pointwise function, compiled for the GPU.
 
 :func:`chromaflow.core.colorizer.join_in_gamut` bisects only the out-of-gamut pixels it finds with ``nonzero``:
-right for eager tensors (little work), wrong for a GPU, where every one of its ~600 operators is a kernel launch
-over full-frame temporaries and ``nonzero`` waits for the device (``benchmarks/README.md``, roofline: 1.9 GB moved
-per 1080p frame). Here every pixel runs the same fixed bisection under ``torch.where``: no data-dependent shapes,
-so ``torch.compile`` fuses the whole join into one kernel that reads L* and ab once and writes Cb, Cr once. The
-extra arithmetic is cheap on a GPU; eager, this form would be slow, so it is only used compiled.
+right for eager tensors (little work), wrong for a GPU, where every one of its hundreds of operators is a kernel
+launch over full-frame temporaries and ``nonzero`` waits for the device (the roofline section of
+``benchmarks/README.md`` counts its operators and the bytes it moves per frame). Here every pixel runs the same
+fixed bisection under ``torch.where``: no data-dependent shapes, so ``torch.compile`` fuses the whole join into
+one kernel that reads L* and ab once and writes Cb, Cr once. The extra arithmetic is cheap on a GPU; eager, this
+form would be slow, so it is only used compiled.
 
 The maths are those of :mod:`chromaflow.core.gamut_join_cpu` (tested against each other).
 """

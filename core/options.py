@@ -157,8 +157,8 @@ class ColorizeOptions:
 class DeflickerOptions:
     """The options of ``deflicker``."""
 
-    # on DAVIS (benchmarks/deflicker.py) radius 3 removes more flicker than 2 (+1.0 dB) for 7-25 % more time,
-    # and a 256 px working size as much as 480 (within 0.2 dB, warp error within 10 %) at about 3x the speed
+    # defaults chosen on DAVIS with benchmarks/deflicker.py (results/deflicker.json): radius 3 removes more
+    # flicker than 2 for a little more time, and a 256 px working size about as much as 480 in much less time
     radius: int = 3  # frames on either side a frame's colour is smoothed with (>= 1)
     strength: float = 1.0  # weight of the neighbours (0 = frames come back unchanged, 1 = full)
     scene_cut_threshold: float | None = None  # cut score where smoothing stops (None: 0.2)

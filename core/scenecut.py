@@ -10,9 +10,10 @@ within a shot changes neither much. The score of a pair of frames is
 - block means: the frame's mean L* over a ``grid`` x ``grid`` layout, so the second term is the mean-luma jump,
   measured per region, in L* units / 100 (in [0, 1]).
 
-A pair is a cut when ``score >= threshold``. On the six DAVIS-2016 development sequences, pairs within a shot score
-at most about 0.1 and the last/first frames of different sequences at least about 0.34; the default threshold 0.2
-sits in that gap (``benchmarks/smoothing.py`` and ``tests/test_scenecut.py`` check this).
+A pair is a cut when ``score >= threshold``. The default threshold 0.2 sits in the gap between the highest score
+of a pair within a shot and the lowest of a pair across two shots, as measured on the DAVIS-2016 development
+sequences (``benchmarks/smoothing.py``: ``scene_cut_within_max`` and ``scene_cut_between_min`` in
+``benchmarks/results/smoothing.json``; ``tests/test_scenecut.py`` checks the gap).
 """
 
 from collections.abc import Iterable, Sequence

@@ -1,5 +1,9 @@
 """VideoColorizer: the per-sequence orchestration every host uses (VapourSynth, PyAV nodes, the CLI).
 
+Why one module past 400 lines: the random-access engine and its streaming adaptor are one job with two doors; the
+adaptor's readiness and release rules (:meth:`VideoColorizer.horizon`, the block and chain caches it frees) are
+written against the engine's internals, and apart they could drift and give different frames.
+
 One frame's colour comes from, in order of preference:
 
 1. keyframe transfer (:class:`~chromaflow.core.transfer.KeyframeTransfer`) when references are given, with the

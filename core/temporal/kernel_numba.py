@@ -18,7 +18,7 @@ from chromaflow.core.temporal.params import SmoothingParams
 # row held in small per-thread buffers, so that every pass but the one that gathers the bilinear taps is a plain
 # contiguous loop LLVM vectorises (AVX2/AVX-512). ``error_model="numpy"`` drops Python's zero-division checks,
 # which would otherwise keep any loop with a division scalar. Arithmetic is float64 like the reference (float32
-# weights would move outputs by ~1.5e-5, beyond the 1e-5 agreement the tests require).
+# weights would move outputs beyond the 1e-5 agreement the tests require).
 
 _ROWS_PER_TASK = 8  # rows per parallel task: buffers are allocated once per task
 _LOG2E = 1.4426950408889634

@@ -16,8 +16,8 @@ The temporal correction ``avg_n - ab_n`` is low-passed by a Gaussian ``G_s`` (``
 longer side of the ab planes; 0 turns it off) before it is applied. Flicker of colourizers is low-frequency (a region
 or the whole frame changes hue), so it passes; what the correction holds at high frequencies is mostly registration
 error of the warped neighbours at moving edges and the blur of their bilinear resampling, which would otherwise
-smear chroma detail. The centre frame's own chroma detail is therefore kept as it is. On DAVIS this cuts the
-fidelity loss on clean frames several-fold at the same flicker reduction (``benchmarks/smoothing.py``).
+smear chroma detail. The centre frame's own chroma detail is therefore kept as it is, which lowers the fidelity
+loss on clean frames at the same flicker reduction (measured on DAVIS by ``benchmarks/smoothing.py``).
 
 Neighbours across a scene cut (:mod:`chromaflow.core.scenecut`) are not used, so no colour crosses a cut. Random
 access may share its cut decisions with the rest of a run (``shots``, a :class:`~chromaflow.core.shots.ShotCuts`:
@@ -32,9 +32,9 @@ One core (:meth:`TemporalSmoother._smooth`) serves both access patterns, so they
   requests do not recompute them; safe to call from several threads.
 
 Kernels: ``numba`` (CPU, ``parallel=True`` over blocks of rows; per row and neighbour a few vectorised passes
-around one gather pass, with a vectorisable exp; 10-17x the numpy reference in CPU time at 854x480, see
-``benchmarks/results/smoothing.json``), ``numpy`` (the vectorised reference of the same maths, for tests and the
-speed benchmark) and ``torch`` (keeps ab on the tensor's device, e.g. CUDA; flow is
+around one gather pass, with a vectorisable exp; its speed against the numpy reference is measured by
+``benchmarks/smoothing.py``, ``results/smoothing.json``), ``numpy`` (the vectorised reference of the same maths,
+for tests and the speed benchmark) and ``torch`` (keeps ab on the tensor's device, e.g. CUDA; flow is
 still computed by OpenCV on the CPU from the small luma planes).
 """
 

@@ -38,7 +38,8 @@ resolution. The fill is read out at full resolution on the frame's L*, so it fol
 confident part is not filtered again (every resampling blurs).
 
 The older path (``fill="gauss"``: spatial normalised convolution, then a guided filter on the frame's L*,
-:mod:`.guided`) is kept for comparison (``benchmarks/transfer.py`` measured it about 0.5 dB lower).
+:mod:`.guided`) is kept for comparison; it scored below the grid fill on DAVIS-2016 dev under
+``benchmarks/transfer.py``'s protocol.
 """
 
 from collections.abc import Callable, Sequence
@@ -65,10 +66,10 @@ class PropagationParams:
     fb_sigma: float = FB_SIGMA
     fb_alpha: float = FB_ALPHA
     anchor: bool = True  # re-align each chain step directly against the keyframe (drift correction)
-    anchor_preset: str = "fine"
+    anchor_preset: str = "fine"  # a DIS preset, or "fine" (medium with full working-resolution patches)
     anchor_every: int = 1  # anchor every this many frames of a chain
     carry: bool = False  # chains carry a running colour estimate for content the keyframe does not show
-    # (off: on DAVIS it helps long key-0-only runs slightly, +0.1 dB on bmx-trees, but costs 0.7 dB on 30 frames)  # a DIS preset, or "fine" (medium with full working-resolution patches)
+    # (off: on DAVIS it helped long key-0-only runs slightly but cost more on short ones, benchmarks/transfer.py)
     step_low: float = 0.02  # fb confidence at or below which a step breaks the chain
     step_high: float = 0.2  # fb confidence at or above which a step keeps the chain fully
     decay: float = 0.99  # confidence kept per frame of distance from the keyframe

@@ -14,7 +14,8 @@ import numpy as np
 import vapoursynth as vs
 from torch import nn
 
-from chromaflow.core.deepfake import DeepfakeScorer, FrameFaces, FrameResult
+from chromaflow.core.deepfake import DeepfakeScorer
+from chromaflow.core.deepfake_results import FrameFaces, FrameResult
 from chromaflow.core.faces import FaceDetector
 from chromaflow.core.lru import LRUCache
 from chromaflow.core.options import DeepfakeOptions, Smoothing

@@ -3,7 +3,8 @@
 from collections.abc import Mapping
 from typing import Any
 
-from chromaflow.core.deepfake import DeepfakeScorer, FrameResult
+from chromaflow.core.deepfake import DeepfakeScorer
+from chromaflow.core.deepfake_results import FrameResult
 
 PROP_PREFIX = "Chromaflow"
 KEYFRAME_PROP = PROP_PREFIX + "Keyframe"  # set to 1 on the coloured frames of a reference clip
