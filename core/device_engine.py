@@ -36,7 +36,7 @@ from chromaflow.core.colour import Siting, YCbCrFormat
 from chromaflow.core.errors import InputError, UsageError
 from chromaflow.core.flow import working_size
 from chromaflow.core.hints import Hint
-from chromaflow.core.options import check_colorize_engine
+from chromaflow.core.options import ColorizeOptions
 from chromaflow.core.transfer import PropagationParams
 
 # --------------------------------------------------------------------------------------------- resizing
@@ -276,25 +276,22 @@ class DeviceColorizerStream:
 
 # --------------------------------------------------------------------------------------------- choice
 
-# VideoColorizer options the device engine honours too (the working resolution, scene-cut facts).
-DEVICE_ENGINE_OPTIONS = frozenset({"params", "scene_cut_threshold", "detect_cuts"})
-
 
 def device_engine_for(
-    engine: str,
+    options: ColorizeOptions,
     colorizer: Colorizer | None,
     references: Mapping[int, Any] | None,
     hints: Sequence[Hint] | Mapping[int, Sequence[Hint]] | None,
-    smooth: int,
-    options: Mapping[str, Any],
 ) -> DeviceColorizer | None:
-    """The device-resident engine for a host's colorize options, or None for the temporal video engine.
+    """The device-resident engine for a host's colorize run, or None for the temporal video engine.
 
-    ``engine``: ``video``; ``device`` (a UsageError says why when these options need the video engine); ``auto``
-    (the device engine where it applies and ``colorizer`` is on CUDA: on the CPU the two are about as fast).
-    ``options`` are the further :class:`~chromaflow.core.video.VideoColorizer` options the host was given.
+    ``options.engine``: ``video``; ``device`` (a UsageError says why when the run needs the video engine);
+    ``auto`` (the device engine where it applies and ``colorizer`` is on CUDA: on the CPU the two are about as
+    fast). Of the other options it honours ``params`` (working size, guided filter) and, through the host, the
+    batch size and scene-cut settings; the transfer mode, propagation tuning and smoothing strength matter only
+    with references or smoothing, which need the video engine.
     """
-    check_colorize_engine(engine)
+    engine = options.engine
     if engine == "video":
         return None
     why_not = None
@@ -302,12 +299,10 @@ def device_engine_for(
         why_not = "it needs a colour model"
     elif references:
         why_not = "reference keyframes need the video engine"
-    elif smooth:
+    elif options.smooth:
         why_not = "temporal smoothing needs the video engine (use smooth=0)"
     elif isinstance(hints, Mapping):
         why_not = "per-frame hints need the video engine"
-    elif set(options) - DEVICE_ENGINE_OPTIONS:
-        why_not = f"options {sorted(set(options) - DEVICE_ENGINE_OPTIONS)} need the video engine"
     if why_not is not None:
         if engine == "device":
             raise UsageError(f"the device engine cannot run this: {why_not}")
@@ -315,4 +310,4 @@ def device_engine_for(
     assert isinstance(colorizer, Colorizer) and not isinstance(hints, Mapping)
     if engine == "auto" and colorizer.placement.device.type != "cuda":
         return None
-    return DeviceColorizer(colorizer, options.get("params"), tuple(hints or ()))
+    return DeviceColorizer(colorizer, options.params, tuple(hints or ()))

@@ -25,9 +25,9 @@ from chromaflow.core.hints import Hint, hint_tensors, parse_hint
 from chromaflow.core.nets.base import build_base
 from chromaflow.core.nets.zhang import SIGGRAPH17
 from chromaflow.core.transfer import load_references
+from chromaflow.filters.pyav import transcode
 from chromaflow.filters.pyav.frames import plane_view
 from chromaflow.filters.pyav_synth import write_clip
-from chromaflow.filters.pyav_transcode import transcode
 from chromaflow.plugins.cli.main import main
 
 CLI = [sys.executable, "-m", "chromaflow"]

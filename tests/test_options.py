@@ -383,3 +383,71 @@ def test_the_colorize_node_reports_the_same_cuts_on_either_engine() -> None:
         run_nodes(frames, [node])
     assert facts["device"] == facts["video"]
     assert [info["scene_cut"] for _, info in facts["video"]] == [n >= 3 for n in range(6)]
+
+
+def _yuv_frames(n: int = 5) -> list[Any]:
+    from fractions import Fraction
+
+    import av
+
+    frames = []
+    for i, rgb in enumerate(_clip(n)):
+        frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")
+        frame.pts, frame.time_base = i, Fraction(1, 25)
+        frames.append(frame)
+    return frames
+
+
+def _planes(frames: list[Any]) -> list[list[bytes]]:
+    return [[bytes(p) for p in f.planes] for f in frames]
+
+
+def test_the_pyav_nodes_take_their_options_whole_or_as_keywords_not_both() -> None:
+    """options= gives the same frames as the same options as keywords; a keyword that says something else than
+    the options (a default value says nothing) is refused rather than one of the two silently winning."""
+    from chromaflow.core.colorizer import Colorizer
+    from chromaflow.filters.pyav import ColorizeNode, DeepfakeNode, DeflickerNode, run_nodes
+
+    frames = _yuv_frames()
+    whole = DeflickerNode(options=DeflickerOptions(radius=1, strength=0.5))
+    keywords = DeflickerNode(radius=1, strength=0.5)
+    assert whole.stream.options == keywords.stream.options == DeflickerOptions(radius=1, strength=0.5)
+    assert _planes(run_nodes(frames, whole)) == _planes(run_nodes(frames, keywords))
+    DeflickerNode(radius=DeflickerOptions.radius, options=DeflickerOptions(radius=1))  # the default: no clash
+    with pytest.raises(UsageError, match=r"DeflickerNode: .*not both \(radius given with options=\)"):
+        DeflickerNode(radius=2, options=DeflickerOptions(radius=1))
+    with pytest.raises(UsageError, match="options must be a DeflickerOptions"):
+        DeflickerNode(options=ColorizeOptions())  # type: ignore[arg-type]
+
+    colorizer = Colorizer("base", device="cpu", precision="fp32", size=32)
+    opts = ColorizeOptions(smooth=1, batch_size=3, detect_cuts=False)
+    node = ColorizeNode(colorizer, options=opts)
+    assert node.options is opts and node.stream is not None and node.stream.core.options is opts
+    same = ColorizeNode(colorizer, smooth=1, batch_size=3, detect_cuts=False)
+    assert _planes(run_nodes(frames, node)) == _planes(run_nodes(frames, same))
+    with pytest.raises(UsageError, match=r"smooth, params given with options="):
+        ColorizeNode(colorizer, smooth=0, params=opts.params, options=opts)
+
+    scorer: Any = object()  # a ready scorer: the node's own options still apply
+    assert DeepfakeNode(scorer, options=DeepfakeOptions(every=3, overlay=False)).every == 3
+    with pytest.raises(UsageError, match="every given with options="):
+        DeepfakeNode(scorer, every=2, options=DeepfakeOptions())
+
+
+def test_device_engine_for_takes_the_colorize_options() -> None:
+    from chromaflow.core.colorizer import Colorizer
+    from chromaflow.core.device_engine import device_engine_for
+    from chromaflow.core.transfer import PropagationParams
+
+    colorizer = Colorizer("base", device="cpu", precision="fp32", size=32)
+    params = PropagationParams(max_side=64)
+    engine = device_engine_for(
+        ColorizeOptions(engine="device", smooth=0, params=params), colorizer, None, None
+    )
+    assert engine is not None and engine.params is params
+    assert device_engine_for(ColorizeOptions(smooth=0), colorizer, None, None) is None, "auto: CUDA only"
+    assert device_engine_for(ColorizeOptions(engine="video", smooth=0), colorizer, None, None) is None
+    with pytest.raises(UsageError, match="temporal smoothing needs the video engine"):
+        device_engine_for(ColorizeOptions(engine="device"), colorizer, None, None)
+    with pytest.raises(UsageError, match="reference keyframes"):
+        device_engine_for(ColorizeOptions(engine="device", smooth=0), colorizer, {0: "key.png"}, None)

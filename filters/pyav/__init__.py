@@ -19,39 +19,24 @@ Example::
 
 The modules, one job each: ``nodes`` (the push/pull protocol, FFmpeg filter nodes, chains), ``colorization``
 (``ColorizeNode``), ``deflickering`` (``DeflickerNode``), ``deepfake_scoring`` (``DeepfakeNode``); ``frames``
-(planes, pixel-format families, colour tags of PyAV frames), ``targets`` (inputs, outputs, partial files),
-``encoders`` (which encoder, with which options), ``pixel_formats`` (the pixels an encoder gets), ``hardware``
-(does an NVENC encoder open here). The modules are not named after the classes and functions they hold, so
-``pyav.transcode`` is always the function.
+(planes, pixel-format families, colour tags of PyAV frames), ``transcoding`` (``transcode``, ``run_nodes``),
+``pipeline`` (its decode / nodes / encode threads), ``writer`` (the encoder and muxer side), ``report``
+(``TranscodeReport``), ``frame_counts`` (how many frames an input holds, estimated or stated), ``y4m`` (y4m
+headers and cut streams), ``targets`` (inputs, outputs, partial files), ``encoders`` (which encoder, with which
+options), ``pixel_formats`` (the pixels an encoder gets), ``hardware`` (does an NVENC encoder open here),
+``node_options`` (a node's options object, given whole or built from its keywords). The modules are not named
+after the classes and functions they hold, so ``pyav.transcode`` is always the function.
 """
-
-from typing import TYPE_CHECKING
 
 from chromaflow.filters.pyav.colorization import ColorizeNode, output_format
 from chromaflow.filters.pyav.deepfake_scoring import DeepfakeNode, ScoredFrame
 from chromaflow.filters.pyav.deflickering import DeflickerNode
 from chromaflow.filters.pyav.encoders import DEFAULTS_BY_SUFFIX, EncodeOptions
+from chromaflow.filters.pyav.frame_counts import estimate_frames
 from chromaflow.filters.pyav.nodes import BatchNode, FilterNode, FrameNode, GraphNode, NodeChain
+from chromaflow.filters.pyav.report import TranscodeReport
 from chromaflow.filters.pyav.targets import STDIO, is_sequence_pattern, open_input
-
-if TYPE_CHECKING:
-    from chromaflow.filters.pyav_transcode import TranscodeReport, estimate_frames, run_nodes, transcode
-
-# Until chromaflow.filters.pyav_transcode moves into this package (issue 15), its names are loaded on first use:
-# it imports this package's modules, so importing it from here while this package initialises would be circular
-# whenever pyav_transcode is the first of the two to be imported.
-_FROM_TRANSCODE = ("TranscodeReport", "estimate_frames", "run_nodes", "transcode")
-
-
-def __getattr__(name: str) -> object:
-    if name not in _FROM_TRANSCODE:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    from chromaflow.filters import pyav_transcode
-
-    value = getattr(pyav_transcode, name)
-    globals()[name] = value
-    return value
-
+from chromaflow.filters.pyav.transcoding import run_nodes, transcode
 
 __all__ = [
     "DEFAULTS_BY_SUFFIX",

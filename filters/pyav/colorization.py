@@ -35,8 +35,8 @@ from chromaflow.core.colour.tags import ColourRange
 from chromaflow.core.device_engine import ChromaLayout, DeviceColorizerStream, device_engine_for
 from chromaflow.core.errors import InputError, UsageError
 from chromaflow.core.hints import Hint
-from chromaflow.core.scenecut import DEFAULT_THRESHOLD, LumaStats, SceneCutDetector
-from chromaflow.core.shots import cut_luma
+from chromaflow.core.options import ColorizeOptions
+from chromaflow.core.shots import ShotCuts, cut_luma
 from chromaflow.core.transfer import PropagationParams
 from chromaflow.core.video import Ready, VideoColorizerStream, model_frame_info
 from chromaflow.filters.pyav.frames import (
@@ -50,9 +50,8 @@ from chromaflow.filters.pyav.frames import (
     to_planar,
     ycbcr_format_of,
 )
+from chromaflow.filters.pyav.node_options import node_options
 from chromaflow.filters.pyav.nodes import FrameNode
-
-DEFAULT_SMOOTH_RADIUS = 2
 
 
 class ColorizeNode(FrameNode):
@@ -67,58 +66,70 @@ class ColorizeNode(FrameNode):
     batch. ``on_info(frame_index, info)`` receives each output frame's facts (keyframe distance, transfer
     confidence, scene cut, keyframe flag; what VapourSynth writes as frame properties). ``engine``: ``auto``
     (the device-resident engine where it applies and the colorizer is on CUDA), ``device`` or ``video`` (module
-    docstring). Further keyword options (``scene_cut_threshold``, ``detect_cuts``, ``params``, ...) go to
-    :class:`~chromaflow.core.video.VideoColorizer`.
+    docstring). ``scene_cut_threshold`` (None: the detector's default), ``detect_cuts`` and ``params`` (working
+    size, propagation tuning) are those of :class:`~chromaflow.core.options.ColorizeOptions`.
+
+    ``options``: the run's :class:`ColorizeOptions` whole, instead of the option keywords (``model`` to
+    ``params``; giving both is refused). ``colorizer``, ``references``, ``hints``, ``gray_to`` and ``on_info``
+    are the node's own.
     """
 
     def __init__(
         self,
         colorizer: Colorizer | None = None,
         *,
-        model: str | Path | nn.Module | None = "base",
+        model: str | Path | nn.Module | Colorizer | None = ColorizeOptions.model,
         references: Mapping[int, Any] | None = None,
-        transfer: str = "auto",
+        transfer: str = ColorizeOptions.transfer,
         hints: Sequence[Hint] | Mapping[int, Sequence[Hint]] | None = None,
-        smooth: int = DEFAULT_SMOOTH_RADIUS,
-        smooth_strength: float = 1.0,
-        batch_size: int = 8,
-        device: str | None = None,
-        precision: str | None = None,
-        size: int = 256,
+        smooth: int = ColorizeOptions.smooth,
+        smooth_strength: float = ColorizeOptions.smooth_strength,
+        batch_size: int = ColorizeOptions.batch_size,
+        device: str | None = ColorizeOptions.device,
+        precision: str | None = ColorizeOptions.precision,
+        size: int = ColorizeOptions.size,
         gray_to: str = "420",
         on_info: Callable[[int, dict[str, Any]], None] | None = None,
-        engine: str = "auto",
-        **options: Any,
+        engine: str = ColorizeOptions.engine,
+        scene_cut_threshold: float | None = ColorizeOptions.scene_cut_threshold,
+        detect_cuts: bool = ColorizeOptions.detect_cuts,
+        params: PropagationParams | None = None,
+        options: ColorizeOptions | None = None,
     ) -> None:
         super().__init__()
         if gray_to not in ("420", "422", "444"):
             raise UsageError(f"gray_to must be 420, 422 or 444, got {gray_to!r}")
-        if not isinstance(smooth, int) or smooth < 0:
-            raise UsageError(f"smoothing radius must be an integer >= 0, got {smooth!r}")
-        if colorizer is None and model is not None:
-            colorizer = Colorizer(model, device=device, precision=precision, size=size)
+        opts = node_options(
+            "ColorizeNode",
+            ColorizeOptions,
+            options,
+            model=model,
+            transfer=transfer,
+            smooth=smooth,
+            smooth_strength=smooth_strength,
+            batch_size=batch_size,
+            device=device,
+            precision=precision,
+            size=size,
+            engine=engine,
+            scene_cut_threshold=scene_cut_threshold,
+            detect_cuts=detect_cuts,
+            params=params,
+        )
+        self.options = opts
+        if colorizer is None:
+            colorizer = opts.new_colorizer()
         self.colorizer = colorizer
-        self.device_engine = device_engine_for(engine, colorizer, references, hints, smooth, options)
-        self.batch_size = batch_size
+        self.device_engine = device_engine_for(opts, colorizer, references, hints)
+        self.batch_size = opts.batch_size
         self.stream: VideoColorizerStream | None = None
         self._device_stream: DeviceColorizerStream | None = None
-        self._cuts: SceneCutDetector | None = None
-        self._last_stats: LumaStats | None = None
+        self._shots: ShotCuts | None = None
         if self.device_engine is None:
-            self.stream = VideoColorizerStream(
-                colorizer=colorizer,
-                references=references,
-                transfer=transfer,
-                hints=hints,
-                smooth_radius=smooth,
-                smooth_strength=smooth_strength,
-                batch_size=batch_size,
-                **options,
-            )
-        elif options.get("detect_cuts", True):
-            self._cuts = SceneCutDetector(options.get("scene_cut_threshold", DEFAULT_THRESHOLD))
-        # the device path reports the cuts the video engine decides: at its working size (cut_luma)
-        self._cut_side = (options.get("params") or PropagationParams()).max_side
+            self.stream = VideoColorizerStream(opts, colorizer=colorizer, references=references, hints=hints)
+        else:
+            # the device path reports the cuts the video engine decides: at its working size (cut_luma)
+            self._shots = ShotCuts(opts.cut_detector())
         self.gray_to = gray_to
         self._held: dict[int, tuple[av.VideoFrame, PlaneLayout, np.ndarray | None]] = {}
         self._first: tuple[int, int, str] | None = None
@@ -169,13 +180,19 @@ class ColorizeNode(FrameNode):
 
     def _report_cut(self, index: int, y_plane: np.ndarray) -> None:
         """The model-only facts of frame ``index`` (what the video engine reports: its cut statistics, of
-        :func:`~chromaflow.core.shots.cut_luma`)."""
+        :func:`~chromaflow.core.shots.cut_luma`). Frames come in order, so only the previous frame's statistics
+        are kept."""
+        assert self._shots is not None and self.on_info is not None
         cut = False
-        if self._cuts is not None:
-            stats = self._cuts.stats(cut_luma(ycbcr_lightness(y_plane, self._fmt).numpy(), self._cut_side))
-            cut = self._last_stats is not None and self._cuts.is_cut(self._last_stats, stats)
-            self._last_stats = stats
-        assert self.on_info is not None
+        if self._shots.detector is not None:
+
+            def luma_of(n: int) -> np.ndarray:
+                assert n == index, "the previous frame's statistics are kept"
+                return cut_luma(ycbcr_lightness(y_plane, self._fmt).numpy(), self.options.params.max_side)
+
+            self._shots.stats(index, luma_of)
+            cut = self._shots.is_cut(index, luma_of)
+            self._shots.release_before(index)
         self.on_info(index, model_frame_info(cut))
 
     def _build_planes(self, ready: list[tuple[int, np.ndarray]]) -> list[av.VideoFrame]:

@@ -10,10 +10,12 @@ from dataclasses import dataclass
 
 import av
 import numpy as np
+from torch import nn
 
 from chromaflow.core.colour.tags import ColourRange
 from chromaflow.core.deepfake import DeepfakeScorer, FrameResult, VideoSummary
-from chromaflow.core.errors import UsageError
+from chromaflow.core.faces import FaceDetector
+from chromaflow.core.options import DeepfakeOptions
 from chromaflow.core.overlay import OverlayStyle, draw_overlay
 from chromaflow.filters.pyav.frames import (
     PlaneLayout,
@@ -25,6 +27,7 @@ from chromaflow.filters.pyav.frames import (
     rgb24_of,
     to_planar,
 )
+from chromaflow.filters.pyav.node_options import node_options
 from chromaflow.filters.pyav.nodes import BatchNode
 
 
@@ -45,31 +48,45 @@ class DeepfakeNode(BatchNode):
 
     ``on_result(scored)`` is called as soon as each frame's scores exist (e.g. to stream a JSONL sidecar).
     ``min_track``: report a face once its track was seen in that many scored frames (see :class:`DeepfakeScorer`).
+    ``options``: a :class:`~chromaflow.core.options.DeepfakeOptions` whole (the scorer's options and the overlay,
+    sampling and batching), instead of the option keywords (giving both is refused). ``scorer``: a ready scorer,
+    used instead of one built from the options.
     """
 
     def __init__(
         self,
         scorer: DeepfakeScorer | None = None,
         *,
-        detector: str = "haar",
-        classifier: str = "meso4-df",
-        device: str | None = None,
-        overlay: bool = True,
-        style: OverlayStyle | None = None,
-        every: int = 1,
-        batch_size: int = 8,
+        detector: str | FaceDetector = DeepfakeOptions.detector,
+        classifier: str | nn.Module = DeepfakeOptions.classifier,
+        device: str | None = DeepfakeOptions.device,
+        overlay: bool = DeepfakeOptions.overlay,
+        style: OverlayStyle | None = DeepfakeOptions.style,
+        every: int = DeepfakeOptions.every,
+        batch_size: int = DeepfakeOptions.batch_size,
         on_result: Callable[[ScoredFrame], None] | None = None,
-        min_track: int = 1,
+        min_track: int = DeepfakeOptions.min_track,
+        options: DeepfakeOptions | None = None,
     ) -> None:
-        super().__init__(batch_size)
-        if every < 1:
-            raise UsageError(f"--every must be at least 1, got {every}")
-        self.scorer = scorer or DeepfakeScorer(
-            detector=detector, classifier=classifier, device=device, min_track=min_track
+        opts = node_options(
+            "DeepfakeNode",
+            DeepfakeOptions,
+            options,
+            detector=detector,
+            classifier=classifier,
+            device=device,
+            overlay=overlay,
+            style=style,
+            every=every,
+            batch_size=batch_size,
+            min_track=min_track,
         )
-        self.overlay = overlay
-        self.style = style or OverlayStyle()
-        self.every = every
+        super().__init__(opts.batch_size)
+        self.options = opts
+        self.scorer = scorer or DeepfakeScorer(options=opts)
+        self.overlay = opts.overlay
+        self.style = opts.style or OverlayStyle()
+        self.every = opts.every
         self.on_result = on_result
         self.results: list[ScoredFrame] = []
         self._count = 0

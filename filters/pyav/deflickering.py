@@ -19,14 +19,9 @@ import numpy as np
 
 from chromaflow.core.colorizer import ycbcr_lab
 from chromaflow.core.colour import Siting, YCbCrFormat
-from chromaflow.core.deflicker import (
-    DEFAULT_MAX_SIDE,
-    DEFAULT_RADIUS,
-    Deflickered,
-    DeflickerStream,
-    deflickered_chroma,
-)
+from chromaflow.core.deflicker import Deflickered, DeflickerStream, deflickered_chroma
 from chromaflow.core.errors import InputError
+from chromaflow.core.options import DeflickerOptions
 from chromaflow.filters.pyav.frames import (
     copy_props,
     layout_of,
@@ -35,6 +30,7 @@ from chromaflow.filters.pyav.frames import (
     to_planar,
     ycbcr_format_of,
 )
+from chromaflow.filters.pyav.node_options import node_options
 from chromaflow.filters.pyav.nodes import FrameNode
 
 GRAY_MESSAGE = (
@@ -49,20 +45,31 @@ class DeflickerNode(FrameNode):
 
     ``strength`` (>= 0) scales the neighbours' weight (0 leaves every frame as it was); ``scene_cut_threshold``:
     the scene-cut detector's threshold (``None``: the core default); ``max_side``: the longer side of the working
-    resolution the smoothing runs at (the correction is brought back to full size).
+    resolution the smoothing runs at (the correction is brought back to full size). ``options``: a
+    :class:`~chromaflow.core.options.DeflickerOptions` whole, instead of these keywords (giving both is refused).
     """
 
     def __init__(
         self,
-        radius: int = DEFAULT_RADIUS,
-        strength: float = 1.0,
-        scene_cut_threshold: float | None = None,
-        max_side: int = DEFAULT_MAX_SIDE,
+        radius: int = DeflickerOptions.radius,
+        strength: float = DeflickerOptions.strength,
+        scene_cut_threshold: float | None = DeflickerOptions.scene_cut_threshold,
+        max_side: int = DeflickerOptions.max_side,
+        *,
+        options: DeflickerOptions | None = None,
     ) -> None:
         super().__init__()
-        self.stream = DeflickerStream(
-            radius=radius, strength=strength, max_side=max_side, scene_cut_threshold=scene_cut_threshold
+        opts = node_options(
+            "DeflickerNode",
+            DeflickerOptions,
+            options,
+            radius=radius,
+            strength=strength,
+            scene_cut_threshold=scene_cut_threshold,
+            max_side=max_side,
         )
+        self.options = opts
+        self.stream = DeflickerStream(opts)
         # frame index -> (planar source frame, its chroma planes, L*, ab); only frames not yet emitted
         self._held: dict[int, tuple[av.VideoFrame, np.ndarray, np.ndarray, np.ndarray]] = {}
         self._first: tuple[int, int, str] | None = None

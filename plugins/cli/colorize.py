@@ -1,7 +1,9 @@
 """`chromaflow colorize IN OUT`: colorize a video (file, image sequence or y4m pipe), keeping audio and timing.
 
 The options are those of VapourSynth's ``colorize`` and the PyAV ``ColorizeNode``: one core engine
-(:class:`chromaflow.core.video.VideoColorizer`) behind all three, so the same options give the same chroma.
+(:class:`chromaflow.core.video.VideoColorizer`) behind all three, so the same options give the same chroma. The
+flags' defaults are :class:`~chromaflow.core.options.ColorizeOptions`'s, and a run builds one of those from them
+and hands it to the node.
 """
 
 import argparse
@@ -9,11 +11,11 @@ import os
 
 from chromaflow.core.errors import UsageError
 from chromaflow.core.hints import HINT_SYNTAX, collect_hints
+from chromaflow.core.options import COLORIZE_ENGINES, MODES, ColorizeOptions
 from chromaflow.core.scenecut import DEFAULT_THRESHOLD
-from chromaflow.core.transfer import MODES, load_references
-from chromaflow.core.video import DEFAULT_SMOOTH_RADIUS
+from chromaflow.core.transfer import load_references
 from chromaflow.filters.pyav import ColorizeNode, FrameNode
-from chromaflow.filters.pyav_transcode import exact_frame_count
+from chromaflow.filters.pyav.frame_counts import exact_frame_count
 from chromaflow.plugins.cli.video_common import (
     add_encode_arguments,
     add_ui_arguments,
@@ -23,7 +25,7 @@ from chromaflow.plugins.cli.video_common import (
     run_video,
 )
 
-DEFAULT_MODEL = "base"
+DEFAULT_MODEL = ColorizeOptions.model
 NO_MODEL = "none"
 
 
@@ -36,36 +38,38 @@ def smooth_of(args: argparse.Namespace) -> int:
     return 0 if args.no_smooth else int(args.smooth)
 
 
-def build_nodes(args: argparse.Namespace) -> list[FrameNode]:
-    """The node chain of a colorize run: one ColorizeNode carrying every option."""
-    hints = collect_hints(args.hint or (), args.hints_json)
-    references = load_references(args.ref, exact_frame_count(args.input)) if args.ref else None
+def options_of(args: argparse.Namespace) -> ColorizeOptions:
+    """The run's options (checked as they are built, before references and hints are read)."""
+    return ColorizeOptions(
+        model=model_of(args),
+        device=args.device,
+        precision=args.precision,
+        size=args.size,
+        batch_size=args.batch,
+        transfer=args.transfer,
+        smooth=smooth_of(args),
+        scene_cut_threshold=args.scene_cut,
+        engine=args.engine,
+    )
+
+
+def build_nodes(args: argparse.Namespace, options: ColorizeOptions) -> list[FrameNode]:
+    """The node chain of a colorize run: one ColorizeNode carrying ``options``."""
     model = model_of(args)
     if args.arch and model is None:
         raise UsageError("--arch names the architecture of a --model file; --model none has no model")
+    hints = collect_hints(args.hint or (), args.hints_json)
+    references = load_references(args.ref, exact_frame_count(args.input)) if args.ref else None
     from chromaflow.core.colorizer import Colorizer
 
     colorizer = (  # --arch: the architecture of a plain state_dict file, as for `chromaflow image`
-        Colorizer(model, device=args.device, precision=args.precision, size=args.size, arch=args.arch)
+        Colorizer(
+            model, device=options.device, precision=options.precision, size=options.size, arch=args.arch
+        )
         if args.arch and model is not None
         else None
     )
-    return [
-        ColorizeNode(
-            colorizer,
-            model=model,
-            references=references,
-            transfer=args.transfer,
-            device=args.device,
-            precision=args.precision,
-            size=args.size,
-            hints=hints or None,
-            smooth=smooth_of(args),
-            batch_size=args.batch,
-            scene_cut_threshold=args.scene_cut,
-            engine=args.engine,
-        )
-    ]
+    return [ColorizeNode(colorizer, references=references, hints=hints or None, options=options)]
 
 
 def files_read(args: argparse.Namespace) -> list[tuple[str, str | None]]:
@@ -84,7 +88,8 @@ def files_read(args: argparse.Namespace) -> list[tuple[str, str | None]]:
 
 def run(args: argparse.Namespace) -> int:
     check_video_io(args.input, args.output, reads=files_read(args))
-    nodes = build_nodes(args)
+    options = options_of(args)
+    nodes = build_nodes(args, options)
     run_video(
         args,
         args.input,
@@ -92,10 +97,10 @@ def run(args: argparse.Namespace) -> int:
         nodes,
         "colorize",
         extra_json=lambda _r: {
-            "model": model_of(args),
+            "model": options.model,
             "references": sorted(int(spec.split("=", 1)[0]) for spec in args.ref or ()),
-            "transfer": args.transfer if args.ref else None,
-            "smooth": smooth_of(args),
+            "transfer": options.transfer if args.ref else None,
+            "smooth": options.smooth,
         },
     )
     return 0
@@ -124,14 +129,24 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
         "--hint", action="append", metavar="X,Y,#RRGGBB[,R]", help=f"colour hint: {HINT_SYNTAX}"
     )
     model.add_argument("--hints-json", metavar="FILE", help="colour hints as a JSON list")
-    model.add_argument("--size", type=int, default=256, help="model input side (default 256)")
-    model.add_argument("--batch", type=int, default=8, help="frames per model batch (default 8)")
+    model.add_argument(
+        "--size",
+        type=int,
+        default=ColorizeOptions.size,
+        help=f"model input side (default {ColorizeOptions.size})",
+    )
+    model.add_argument(
+        "--batch",
+        type=int,
+        default=ColorizeOptions.batch_size,
+        help=f"frames per model batch (default {ColorizeOptions.batch_size})",
+    )
     model.add_argument("--device", help="auto, cpu, cuda or cuda:N (default: $CHROMAFLOW_DEVICE or auto)")
     model.add_argument("--precision", help="auto, fp32, fp16 or bf16")
     model.add_argument(
         "--engine",
-        choices=("auto", "device", "video"),
-        default="auto",
+        choices=COLORIZE_ENGINES,
+        default=ColorizeOptions.engine,
         help="device: every per-frame step on the model's device (automatic colour without --ref or smoothing; "
         "the fast path on a GPU); video: the temporal engine; auto: device on CUDA where it applies (default)",
     )
@@ -145,7 +160,7 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     keys.add_argument(
         "--transfer",
         choices=MODES,
-        default="auto",
+        default=ColorizeOptions.transfer,
         help="how references reach other frames: propagate (same shot, optical flow), reinhard / histogram "
         "(global colour statistics), knn (texture matching; references of other content), auto (propagate, "
         "falling back per region; default)",
@@ -161,9 +176,9 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     smooth.add_argument(
         "--smooth",
         type=frames_at_least(0),
-        default=DEFAULT_SMOOTH_RADIUS,
+        default=ColorizeOptions.smooth,
         metavar="R",
-        help=f"temporal smoothing radius in frames against colour flicker (default {DEFAULT_SMOOTH_RADIUS})",
+        help=f"temporal smoothing radius in frames against colour flicker (default {ColorizeOptions.smooth})",
     )
     smooth.add_argument("--no-smooth", action="store_true", help="no temporal smoothing")
     add_encode_arguments(parser)

@@ -1,11 +1,15 @@
-"""`chromaflow deepfake IN [OUT]`: score faces for manipulation; optional overlay video and score sidecars."""
+"""`chromaflow deepfake IN [OUT]`: score faces for manipulation; optional overlay video and score sidecars.
+
+The flags' defaults are :class:`~chromaflow.core.options.DeepfakeOptions`'s; a run builds one of those from them and
+hands it to :class:`~chromaflow.filters.pyav.DeepfakeNode`.
+"""
 
 import argparse
 import sys
 from typing import Any
 
-from chromaflow.core.deepfake import CLASSIFIERS
 from chromaflow.core.errors import UsageError
+from chromaflow.core.options import CLASSIFIERS, DeepfakeOptions
 from chromaflow.core.scores_export import ScoresJsonlWriter, ScoresVttWriter
 from chromaflow.filters.pyav import DeepfakeNode, ScoredFrame, TranscodeReport
 from chromaflow.plugins.cli.video_common import (
@@ -29,11 +33,31 @@ def _print_summary(summary: dict[str, Any]) -> None:
     )
 
 
+# options checked one by one first, so that a refusal names the flag it came from
+_FLAGS = {"every": "--every", "min_track": "--min-track", "batch_size": "--batch"}
+
+
+def options_of(args: argparse.Namespace) -> DeepfakeOptions:
+    """The run's options (a bad value is refused naming its flag)."""
+    values = {
+        "detector": args.detector,
+        "classifier": args.classifier,
+        "device": args.device,
+        "overlay": args.output is not None and not args.no_overlay,
+        "every": args.every,
+        "batch_size": args.batch,
+        "min_track": args.min_track,
+    }
+    for name, flag in _FLAGS.items():
+        try:
+            DeepfakeOptions(**{name: values[name]})
+        except UsageError as err:
+            raise UsageError(f"{flag} {values[name]}: {err}") from None
+    return DeepfakeOptions(**values)
+
+
 def run(args: argparse.Namespace) -> int:
-    if args.every < 1:
-        raise UsageError(f"--every must be at least 1, got {args.every}")
-    if args.min_track < 1:
-        raise UsageError(f"--min-track must be at least 1 (1 reports every detection), got {args.min_track}")
+    options = options_of(args)
     check_video_io(
         args.input,
         args.output,
@@ -51,16 +75,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         jsonl = ScoresJsonlWriter(args.scores) if args.scores else None
         vtt = ScoresVttWriter(args.vtt) if args.vtt else None
-        node = DeepfakeNode(
-            detector=args.detector,
-            classifier=args.classifier,
-            device=args.device,
-            overlay=args.output is not None and not args.no_overlay,
-            every=args.every,
-            batch_size=args.batch,
-            on_result=on_result,
-            min_track=args.min_track,
-        )
+        node = DeepfakeNode(options=options, on_result=on_result)
 
         def extra(_report: TranscodeReport) -> dict[str, Any]:
             return node.summary().to_json()
@@ -95,21 +110,34 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     parser.add_argument("output", metavar="OUT", nargs="?", help="output video with the overlay (optional)")
     parser.add_argument("--scores", metavar="FILE.jsonl", help="write per-frame scores as JSON lines")
     parser.add_argument("--vtt", metavar="FILE.vtt", help="write the score over time as a WebVTT track")
-    parser.add_argument("--detector", choices=("haar", "blazeface"), default="haar", help="face detector")
-    parser.add_argument("--classifier", choices=CLASSIFIERS, default="meso4-df", help="MesoNet weights")
+    parser.add_argument(
+        "--detector", choices=("haar", "blazeface"), default=DeepfakeOptions.detector, help="face detector"
+    )
+    parser.add_argument(
+        "--classifier", choices=CLASSIFIERS, default=DeepfakeOptions.classifier, help="MesoNet weights"
+    )
     parser.add_argument("--no-overlay", action="store_true", help="copy the video without drawing on it")
     parser.add_argument(
-        "--every", type=int, default=1, metavar="N", help="score every N-th frame (default 1)"
+        "--every",
+        type=int,
+        default=DeepfakeOptions.every,
+        metavar="N",
+        help=f"score every N-th frame (default {DeepfakeOptions.every})",
     )
     parser.add_argument(
         "--min-track",
         type=int,
-        default=1,
+        default=DeepfakeOptions.min_track,
         metavar="N",
-        help="report a face once its track was seen in N scored frames (default 1: every detection; 3 hides the "
-        "one- and two-frame false faces a detector makes)",
+        help=f"report a face once its track was seen in N scored frames (default {DeepfakeOptions.min_track}: "
+        "every detection; 3 hides the one- and two-frame false faces a detector makes)",
     )
-    parser.add_argument("--batch", type=int, default=8, help="frames per scoring batch (default 8)")
+    parser.add_argument(
+        "--batch",
+        type=int,
+        default=DeepfakeOptions.batch_size,
+        help=f"frames per scoring batch (default {DeepfakeOptions.batch_size})",
+    )
     parser.add_argument("--device", help="auto, cpu, cuda or cuda:N")
     add_encode_arguments(parser)
     add_ui_arguments(parser)

@@ -2,12 +2,13 @@
 
 Runs :class:`chromaflow.filters.pyav.DeflickerNode` (the core's :class:`~chromaflow.core.deflicker.DeflickerStream`,
 the same smoothing as colorize's ``--smooth``) on the video's own colour; I/O, encoding, progress and ``--json``
-are the other video verbs' (:mod:`chromaflow.plugins.cli.video_common`).
+are the other video verbs' (:mod:`chromaflow.plugins.cli.video_common`). The flags' defaults are
+:class:`~chromaflow.core.options.DeflickerOptions`'s, and a run builds one of those from them for the node.
 """
 
 import argparse
 
-from chromaflow.core.deflicker import DEFAULT_MAX_SIDE, DEFAULT_RADIUS
+from chromaflow.core.options import DeflickerOptions
 from chromaflow.core.scenecut import DEFAULT_THRESHOLD
 from chromaflow.filters.pyav import DeflickerNode
 from chromaflow.plugins.cli.video_common import (
@@ -22,16 +23,20 @@ from chromaflow.plugins.cli.video_common import (
 
 def run(args: argparse.Namespace) -> int:
     check_video_io(args.input, args.output)
-    node = DeflickerNode(
+    options = DeflickerOptions(
         radius=args.radius, strength=args.strength, scene_cut_threshold=args.scene_cut, max_side=args.max_side
     )
     run_video(
         args,
         args.input,
         args.output,
-        [node],
+        [DeflickerNode(options=options)],
         "deflicker",
-        extra_json=lambda _r: {"radius": args.radius, "strength": args.strength, "scene_cut": args.scene_cut},
+        extra_json=lambda _r: {
+            "radius": options.radius,
+            "strength": options.strength,
+            "scene_cut": options.scene_cut_threshold,
+        },
     )
     return 0
 
@@ -64,15 +69,15 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     group.add_argument(
         "--radius",
         type=frames_at_least(1),
-        default=DEFAULT_RADIUS,
+        default=DeflickerOptions.radius,
         metavar="R",
-        help=f"frames on either side a frame's colour is smoothed with (>= 1, default {DEFAULT_RADIUS}); "
+        help=f"frames on either side a frame's colour is smoothed with (>= 1, default {DeflickerOptions.radius}); "
         "output starts R frames after input",
     )
     group.add_argument(
         "--strength",
         type=_strength,
-        default=1.0,
+        default=DeflickerOptions.strength,
         metavar="S",
         help="weight of the neighbouring frames (>= 0; 1 = a confident neighbour counts as much as the frame "
         "itself, default; 0 = no change)",
@@ -87,10 +92,10 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     group.add_argument(
         "--max-side",
         type=int,
-        default=DEFAULT_MAX_SIDE,
+        default=DeflickerOptions.max_side,
         metavar="PX",
         help=f"longer side of the working resolution the correction is computed at (>= 16, default "
-        f"{DEFAULT_MAX_SIDE})",
+        f"{DeflickerOptions.max_side})",
     )
     add_encode_arguments(parser)
     add_ui_arguments(parser)
