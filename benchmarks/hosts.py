@@ -32,7 +32,9 @@ from chromaflow.core.colorizer import Colorizer
 from chromaflow.core.colour import YCbCrFormat
 from chromaflow.core.nets.base import build_base
 from chromaflow.filters.pyav import ColorizeNode, run_nodes
-from chromaflow.filters.pyav_synth import synth_rgb
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # generated test media: tests/support
+from support.pyav_synth import synth_rgb
 
 RESULTS = Path(__file__).resolve().parent / "results" / "hosts.json"
 

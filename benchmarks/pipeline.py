@@ -10,6 +10,7 @@ decoding, the model and encoding and batches frames. Prints a table and writes b
 import argparse
 import json
 import platform
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -21,7 +22,9 @@ from chromaflow.core import registry
 from chromaflow.core.colorizer import Colorizer
 from chromaflow.core.nets.base import build_base
 from chromaflow.filters.pyav import ColorizeNode, transcode
-from chromaflow.filters.pyav_synth import write_clip
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # generated test media: tests/support
+from support.pyav_synth import write_clip
 
 RESULTS = Path(__file__).resolve().parent / "results" / "pipeline.json"
 

@@ -35,7 +35,8 @@ import av  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from chromaflow.filters.pyav_synth import synth_rgb  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # generated test media: tests/support
+from support.pyav_synth import synth_rgb  # noqa: E402
 
 sys.path.append(str(HERE))
 from _harness import current_rss, describe_machine, machine, release_freed_memory  # noqa: E402
@@ -111,6 +112,11 @@ class Recorder:
         }
         if self.trace:
             row["traced_mib"] = round(tracemalloc.get_traced_memory()[0] / MIB, 2)
+        # Freed C-heap pages the allocator keeps are resident but not held by anything: trimmed RSS tells a leak
+        # (it keeps growing) from heap growth the next allocations reuse.
+        release_freed_memory()
+        trimmed = current_rss()
+        row["rss_trimmed_mib"] = round(trimmed / MIB, 2) if trimmed is not None else float("nan")
         self.samples.append(row)
         if self.on_sample is not None:
             self.on_sample(self.samples)
@@ -239,6 +245,7 @@ def summary(samples: list[dict[str, float]], trace: bool) -> dict[str, Any]:
         "rss_end_mib": rss[-1],
         "rss_max_mib": max(rss),
         "slope_mib_per_1000_frames": _round(slope(samples)),
+        "trimmed_slope_mib_per_1000_frames": _round(slope(samples, "rss_trimmed_mib")),
         "traced_slope_mib_per_1000_frames": _round(slope(samples, "traced_mib")) if trace else None,
         "samples": samples,
         "complete": False,
@@ -255,17 +262,21 @@ def table(result: dict[str, Any]) -> str:
         f"soak: {s['frames']:,d} frames {s['width']}x{s['height']}, model {s['model']} at {s['size']}, smooth "
         f"{s['smooth']}, keyframe at 0 ({describe_machine(result['machine'])})",
         f"{'host':12s} {'frames':>7s} {'seconds':>8s} {'f/s':>7s} {'RSS start':>10s} {'RSS end':>8s} "
-        f"{'RSS max':>8s} {'slope MiB/1k':>13s} {'traced slope':>13s}",
+        f"{'RSS max':>8s} {'slope MiB/1k':>13s} {'trimmed slope':>14s} {'traced slope':>13s}",
     ]
     for host, r in result["runs"].items():
         if "skipped" in r:
             lines.append(f"{host:12s} skipped: {r['skipped']}")
             continue
-        slopes = [r[k] for k in ("slope_mib_per_1000_frames", "traced_slope_mib_per_1000_frames")]
-        rss_slope, traced_slope = ("n/a" if v is None else f"{v:+.3f}" for v in slopes)
+        keys = (
+            "slope_mib_per_1000_frames",
+            "trimmed_slope_mib_per_1000_frames",
+            "traced_slope_mib_per_1000_frames",
+        )
+        rss_slope, trimmed_slope, traced_slope = ("n/a" if r.get(k) is None else f"{r[k]:+.3f}" for k in keys)
         lines.append(
             f"{host:12s} {r['frames_out']:7d} {r['seconds']:8.1f} {r['fps']:7.1f} {r['rss_start_mib']:10.1f} "
-            f"{r['rss_end_mib']:8.1f} {r['rss_max_mib']:8.1f} {rss_slope:>13s} {traced_slope:>13s}"
+            f"{r['rss_end_mib']:8.1f} {r['rss_max_mib']:8.1f} {rss_slope:>13s} {trimmed_slope:>14s} {traced_slope:>13s}"
         )
     return "\n".join(lines)
 

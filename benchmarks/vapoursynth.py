@@ -53,7 +53,9 @@ from chromaflow.core.nets.base import BaseColorNet  # noqa: E402
 from chromaflow.core.overlay import OverlayStyle, draw_overlay  # noqa: E402
 from chromaflow.core.video import VideoColorizer  # noqa: E402
 from chromaflow.filters import vapoursynth as cf  # noqa: E402
-from chromaflow.filters import vs_synth  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # generated test media: tests/support
+from support import vs_synth  # noqa: E402
 
 core = vs.core
 RESULTS = Path(__file__).resolve().parent / "results" / "vapoursynth.json"

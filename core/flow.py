@@ -51,7 +51,7 @@ def thread_dis(preset: str, shape: tuple[int, int], purpose: str = "flow") -> cv
     resolution) and frame ``shape``, one set per ``purpose``.
 
     OpenCV DIS objects are not thread-safe, and one that has seen frames of another size gives slightly different
-    flow (enough to change the colours downstream; ``tests/test_flow.py`` checks ours does not), which would make
+    flow (enough to change the colours downstream; ``tests/core/test_flow.py`` checks ours does not), which would make
     results depend on what a thread computed before: hence one instance per thread, purpose and frame size.
     """
     cache: dict[tuple[str, str, tuple[int, int]], cv2.DISOpticalFlow] | None = getattr(_local, "dis", None)

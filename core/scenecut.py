@@ -13,7 +13,7 @@ within a shot changes neither much. The score of a pair of frames is
 A pair is a cut when ``score >= threshold``. The default threshold 0.2 sits in the gap between the highest score
 of a pair within a shot and the lowest of a pair across two shots, as measured on the DAVIS-2016 development
 sequences (``benchmarks/smoothing.py``: ``scene_cut_within_max`` and ``scene_cut_between_min`` in
-``benchmarks/results/smoothing.json``; ``tests/test_scenecut.py`` checks the gap).
+``benchmarks/results/smoothing.json``; ``tests/core/test_scenecut.py`` checks the gap).
 """
 
 from collections.abc import Iterable, Sequence

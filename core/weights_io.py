@@ -4,7 +4,7 @@
 (a class, a function call such as ``os.system``) is refused before it can run. It does not bound memory: a ``.pt``
 file is a zip archive (``<name>/data.pkl``, the pickled structure, and one entry ``<name>/data/<key>`` per storage),
 and an entry stored deflated can expand enormously (a small file of compressed zeros can declare gigabytes, which
-the loader allocates before refusing the file; ``tests/test_safe_loading.py`` crafts one). So before
+the loader allocates before refusing the file; ``tests/core/test_safe_loading.py`` crafts one). So before
 ``torch.load`` runs, :func:`check_archive`:
 
 1. reads the sizes the zip directory declares (nothing is decompressed): all entries together may expand to at most

@@ -255,8 +255,8 @@ def test_opencv_example(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
 # ------------------------------------------------------------------------------------------------ the CLI
 
 SKIPPED = {
-    "chromaflow models download": "downloads from the network (covered offline by tests/test_registry.py)",
-    "chromaflow bench": "a benchmark on CUDA (covered on the CPU by tests/test_cli_bench.py)",
+    "chromaflow models download": "downloads from the network (covered offline by tests/core/test_registry.py)",
+    "chromaflow bench": "a benchmark on CUDA (covered on the CPU by tests/plugins/test_cli_bench.py)",
 }
 SUBSTITUTED = {  # README text -> text run, with the reason
     "--ref 240=key240.png": (

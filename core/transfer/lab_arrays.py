@@ -69,7 +69,7 @@ def lab_planes_to_rgb(l_star: NDArray[np.floating], ab: NDArray[np.floating], fa
         )
     if fast:
         # OpenCV's float Lab->RGB uses the same D65 white and sRGB matrix as chromaflow.core.colour and agrees
-        # with it to about 1e-4 (tests/test_transfer.py checks); it is faster on the CPU.
+        # with it to about 1e-4 (tests/core/test_transfer.py checks); it is faster on the CPU.
         lab_hwc = np.empty((*l_arr.shape, 3), dtype=np.float32)
         lab_hwc[..., 0] = l_arr
         lab_hwc[..., 1:] = ab_arr.transpose(1, 2, 0)

@@ -27,7 +27,7 @@ import av
 import cv2
 import numpy as np
 
-from chromaflow.filters.pyav_synth import synth_rgb, write_clip
+from support.pyav_synth import synth_rgb, write_clip
 
 W, H, FRAMES = 64, 48, 6
 SEED = 16  # issue 16

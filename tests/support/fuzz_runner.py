@@ -32,9 +32,9 @@ import torch
 from chromaflow.core.errors import ChromaflowError
 from chromaflow.core.nets.base import BaseColorNet
 from chromaflow.filters.pyav.frames import layout_of, plane_view
-from chromaflow.filters.pyav_synth import synth_rgb
 
 from support.fuzz_media import PIXFMT_FRAMES, SEED, H, W, frame_formats, video_frame
+from support.pyav_synth import synth_rgb
 
 PRELOAD = [__name__, "chromaflow.plugins.cli.main", "chromaflow.filters.pyav", "chromaflow.core.video", "cv2"]
 

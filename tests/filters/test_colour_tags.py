@@ -240,7 +240,7 @@ def test_vapoursynth_writes_back_what_it_read(matrix: int) -> None:
 
 
 def _face_rgb(shared: Path, width: int, height: int) -> np.ndarray:
-    """One of MesoNet's test faces (256 px) on a dark gray HD frame, RGB uint8 (as ``tests/test_deepfake.py``)."""
+    """One of MesoNet's test faces (256 px) on a dark gray HD frame, RGB uint8 (as ``tests/core/test_deepfake.py``)."""
     import cv2
 
     bgr = cv2.imread(str(shared / "data/deepfake-dev/mesonet-test-images/df/df00204.jpg"))

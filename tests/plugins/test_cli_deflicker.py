@@ -18,7 +18,8 @@ from chromaflow.core.deflicker import DeflickerStream, deflickered_chroma
 from chromaflow.core.errors import InputError
 from chromaflow.filters.pyav import DeflickerNode
 from chromaflow.filters.pyav.frames import plane_view
-from chromaflow.filters.pyav_synth import write_clip
+
+from support.pyav_synth import write_clip
 
 CLI = str(Path(sys.executable).with_name("chromaflow"))
 W, H, N = 64, 48, 14

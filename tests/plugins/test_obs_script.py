@@ -16,7 +16,7 @@ from types import ModuleType, SimpleNamespace
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 OBS_DIR = REPO / "plugins" / "obs"
 
 
@@ -33,7 +33,7 @@ packager = _load("chromaflow_package_hosts", REPO / "tools" / "package_hosts.py"
 # The names the OBS folder gives them: the logic's ``import chromaflow_cli_client`` finds the one source.
 client = _load("chromaflow_cli_client", packager.CLIENT)
 logic = _load("chromaflow_obs_logic", OBS_DIR / "chromaflow_obs_logic.py")
-host = _load("chromaflow_host_tools", REPO / "tests" / "host_tools.py")
+host = _load("chromaflow_host_tools", REPO / "tests" / "support" / "host_tools.py")
 
 
 # ---------------------------------------------------------------------------------------------------------------

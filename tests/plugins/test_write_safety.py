@@ -21,8 +21,9 @@ import torch
 
 from chromaflow.core.nets.base import build_base
 from chromaflow.core.nets.zhang import SIGGRAPH17
-from chromaflow.filters.pyav_synth import synth_rgb, write_clip
 from chromaflow.plugins.cli.main import main
+
+from support.pyav_synth import synth_rgb, write_clip
 
 ABSENT_MODEL = ["--model", "siggraph17"]  # a registry model whose weights are never downloaded in tests
 

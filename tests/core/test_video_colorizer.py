@@ -15,7 +15,7 @@ from chromaflow.core.transfer import PropagationParams
 from chromaflow.core.video import VideoColorizer, VideoColorizerStream
 
 _spec = importlib.util.spec_from_file_location(
-    "transfer_synth", Path(__file__).with_name("transfer_synth.py")
+    "transfer_synth", Path(__file__).parents[1] / "support" / "transfer_synth.py"
 )
 assert _spec is not None and _spec.loader is not None
 synth = importlib.util.module_from_spec(_spec)

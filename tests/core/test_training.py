@@ -13,7 +13,7 @@ from chromaflow.core.errors import InputError, UsageError
 from chromaflow.core.nets.base import TEMPERATURE_KEY, BaseColorNet, build_base, propagate_hint_residual
 from chromaflow.core.nets.zhang import ECCV16
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(autouse=True)

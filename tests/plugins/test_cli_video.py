@@ -17,8 +17,9 @@ import torch
 
 from chromaflow.core.nets.base import build_base
 from chromaflow.filters.pyav.frames import plane_view
-from chromaflow.filters.pyav_synth import synth_rgb, write_clip
 from chromaflow.plugins.cli.main import main
+
+from support.pyav_synth import synth_rgb, write_clip
 
 
 @pytest.fixture(scope="module")
@@ -211,7 +212,7 @@ def test_ref_transfer_end_to_end_with_json_progress(tmp_path: Path) -> None:
     key = tmp_path / "key.png"
     cv2.imwrite(str(key), colour[0].to_ndarray(format="rgb24")[:, :, ::-1])
     out = tmp_path / "out.mkv"
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     proc = subprocess.run(
         [sys.executable, "-m", "chromaflow.plugins.cli.main", "colorize", str(src), str(out), "--model", "none",
          "--ref", f"0={key}", "--transfer", "propagate", "--smooth", "1", "--codec", "ffv1", "--progress", "json"],

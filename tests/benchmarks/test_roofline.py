@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "roofline.py"
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "roofline.py"
 
 
 @pytest.fixture(scope="module")

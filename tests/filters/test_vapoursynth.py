@@ -33,9 +33,10 @@ from chromaflow.core.video import DEFAULT_SMOOTH_RADIUS, VideoColorizer  # noqa:
 from chromaflow.filters import vapoursynth as cf  # noqa: E402
 from chromaflow.filters.vapoursynth.colour import ClipLayout, check_clip, describe  # noqa: E402
 from chromaflow.filters.vapoursynth.overlay import paint_overlay  # noqa: E402
-from chromaflow.filters.vs_synth import clip_from_rgb  # noqa: E402
 
-REPO = Path(__file__).resolve().parent.parent
+from support.vs_synth import clip_from_rgb  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 core = vs.core
 W, H, N = 64, 48, 4
@@ -665,7 +666,7 @@ def _deepfake_state(frame: vs.VideoFrame) -> tuple[list[np.ndarray], dict[str, o
 
 def test_deepfake_parallel_random_order_matches_a_sequential_render(shared: Path, meso4: Path) -> None:
     """Faces are analysed on several threads in any order; tracks and EMA smoothing still follow frame order."""
-    spec = importlib.util.spec_from_file_location("moving_clip", REPO / "tests/test_tracking.py")
+    spec = importlib.util.spec_from_file_location("moving_clip", REPO / "tests/core/test_tracking.py")
     assert spec is not None and spec.loader is not None
     tracking = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tracking)

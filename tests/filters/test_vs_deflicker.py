@@ -23,7 +23,8 @@ from chromaflow.core.colorizer import ycbcr_lab  # noqa: E402
 from chromaflow.core.colour import YCbCrFormat, rgb_to_lab  # noqa: E402
 from chromaflow.core.deflicker import DeflickerStream, deflickered_chroma, deflickered_rgb  # noqa: E402
 from chromaflow.filters import vapoursynth as cf  # noqa: E402
-from chromaflow.filters.vs_synth import clip_from_rgb  # noqa: E402
+
+from support.vs_synth import clip_from_rgb  # noqa: E402
 
 VENV_BIN = Path(sys.executable).parent
 core = vs.core
@@ -201,7 +202,7 @@ SCRIPT = """\
 import numpy as np
 import vapoursynth as vs
 from chromaflow.filters import vapoursynth as cf
-from chromaflow.filters.vs_synth import clip_from_rgb
+from support.vs_synth import clip_from_rgb
 
 frames = np.load(frames_path)
 cf.deflicker(clip_from_rgb(list(frames), vs.YUV420P8), radius=2).set_output()

@@ -16,7 +16,8 @@ from chromaflow.core.errors import InputError, OutputError, UsageError
 from chromaflow.core.nets.base import BaseColorNet
 from chromaflow.filters.pyav import ColorizeNode, FilterNode, FrameNode, transcode
 from chromaflow.filters.pyav.frames import plane_view
-from chromaflow.filters.pyav_synth import write_clip
+
+from support.pyav_synth import write_clip
 
 
 @pytest.fixture(scope="module")

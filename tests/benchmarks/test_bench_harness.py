@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-HARNESS = Path(__file__).resolve().parent.parent / "benchmarks" / "_harness.py"
+HARNESS = Path(__file__).resolve().parents[2] / "benchmarks" / "_harness.py"
 
 
 @pytest.fixture(scope="module")

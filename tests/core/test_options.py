@@ -20,9 +20,10 @@ from chromaflow.core.options import (
 )
 from chromaflow.core.scenecut import DEFAULT_THRESHOLD, SceneCutDetector
 from chromaflow.core.video import VideoColorizer, VideoColorizerStream
-from chromaflow.filters.pyav_synth import synth_rgb
 
-PINNED = json.loads((Path(__file__).parent / "support" / "public_surface.json").read_text())["signatures"]
+from support.pyav_synth import synth_rgb
+
+PINNED = json.loads((Path(__file__).parents[1] / "support" / "public_surface.json").read_text())["signatures"]
 
 # host parameter -> options field, per pinned host callable (parameters that are no option of the verb are left out)
 HOST_FIELDS: dict[str, tuple[type, dict[str, str]]] = {

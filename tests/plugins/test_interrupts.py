@@ -32,7 +32,8 @@ import torch
 
 from chromaflow.core.nets.base import build_base
 from chromaflow.core.nets.zhang import SIGGRAPH17
-from chromaflow.filters.pyav_synth import synth_rgb, write_clip
+
+from support.pyav_synth import synth_rgb, write_clip
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux /proc")
 

@@ -19,8 +19,9 @@ from chromaflow.core.nets.base import build_base
 from chromaflow.filters.pyav import transcode
 from chromaflow.filters.pyav.encoders import EncodeOptions, EncoderChoice
 from chromaflow.filters.pyav.hardware import HARDWARE_ENCODERS, hardware_encoders, probe_encoder
-from chromaflow.filters.pyav_synth import write_clip
 from chromaflow.plugins.cli.main import main
+
+from support.pyav_synth import write_clip
 
 NVIDIA_PRESENT = torch.cuda.is_available() or os.path.exists("/dev/nvidia0")
 needs_no_nvidia = pytest.mark.skipif(NVIDIA_PRESENT, reason="an NVIDIA GPU/driver is present: NVENC may open")

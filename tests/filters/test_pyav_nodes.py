@@ -15,7 +15,8 @@ from chromaflow.core.nets.base import BaseColorNet
 from chromaflow.filters.opencv import NodeRunner
 from chromaflow.filters.pyav import ColorizeNode, DeepfakeNode, FilterNode, GraphNode, NodeChain, run_nodes
 from chromaflow.filters.pyav.frames import plane_view
-from chromaflow.filters.pyav_synth import synth_rgb
+
+from support.pyav_synth import synth_rgb
 
 TB = Fraction(1, 30)
 

@@ -24,7 +24,8 @@ from chromaflow.core.transfer import guided
 from chromaflow.core.video import VideoColorizer
 from chromaflow.filters.pyav import ColorizeNode, run_nodes
 from chromaflow.filters.pyav.frames import plane_view
-from chromaflow.filters.pyav_synth import synth_rgb
+
+from support.pyav_synth import synth_rgb
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 

@@ -1,7 +1,7 @@
-"""Runs inside ``blender -b --factory-startup --python tests/blender_vse_driver.py -- SPEC.json``, or with Blender as
+"""Runs inside ``blender -b --factory-startup --python tests/support/blender_vse_driver.py -- SPEC.json``, or with Blender as
 a Python module (PyPI ``bpy``): ``python -c "import bpy, runpy, sys; runpy.run_path(sys.argv[1])" DRIVER -- SPEC``.
 
-Not a pytest module: tests/test_blender_addon.py writes SPEC and reads back the JSON this script writes.
+Not a pytest module: tests/plugins/test_blender_addon.py writes SPEC and reads back the JSON this script writes.
 SPEC keys: zip, movie, cli, verb ("colorize", "deflicker" or "deepfake"), frame_start, trim_start, trim_end, result, and
 optionally install ("addon", the default, or "extension") and ref_image (a still for a timeline marker inside the
 strip). The script installs the add-on zip the way a user does, adds the movie as a strip (plus a sound strip and a

@@ -1,10 +1,10 @@
 """The Blender add-on: its plain-Python modules (no bpy) and a real headless Blender run of the operators.
 
 The headless test runs in two Blenders: the distribution's ``blender`` (installed by apt-get when missing and
-allowed) and Blender 5 as a Python module (PyPI ``bpy``, in ``.venv-bpy``; see tests/host_tools.py). It installs the
+allowed) and Blender 5 as a Python module (PyPI ``bpy``, in ``.venv-bpy``; see tests/support/host_tools.py). It installs the
 add-on zip built by tools/package_hosts.py (as a legacy add-on, and as a 4.2+ extension), adds a movie strip
 from a generated clip, runs the operator blocking (background mode) with the real chromaflow CLI and checks the
-new strip and its file. The shared CLI client has its own tests (tests/test_cli_client.py).
+new strip and its file. The shared CLI client has its own tests (tests/plugins/test_cli_client.py).
 """
 
 import ast
@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 ADDON = REPO / "plugins" / "blender" / "chromaflow_vse"
 
 
@@ -35,7 +35,7 @@ def _load(name: str, path: Path) -> ModuleType:
     return module
 
 
-host = _load("chromaflow_host_tools", REPO / "tests" / "host_tools.py")
+host = _load("chromaflow_host_tools", REPO / "tests" / "support" / "host_tools.py")
 packager = _load("chromaflow_package_hosts", REPO / "tools" / "package_hosts.py")
 
 
@@ -282,7 +282,7 @@ def test_headless_blender_runs_the_operator(
         "HOME": str(tmp_path / "home"),
     }
     done = subprocess.run(
-        [*blender.argv, str(REPO / "tests" / "blender_vse_driver.py"), "--", str(tmp_path / "spec.json")],
+        [*blender.argv, str(REPO / "tests" / "support" / "blender_vse_driver.py"), "--", str(tmp_path / "spec.json")],
         capture_output=True, text=True, timeout=600, env=env,
     )  # fmt: skip
     log = done.stdout[-3000:] + done.stderr[-3000:]

@@ -2,7 +2,7 @@
 a run of a real process, and the packaged copies.
 
 Process tests use small Python child programs in place of the CLI where timing or failures must be exact; the
-real CLI runs in the error test here, in tests/test_obs_script.py and in the headless Blender test.
+real CLI runs in the error test here, in tests/plugins/test_obs_script.py and in the headless Blender test.
 """
 
 import ast
@@ -16,7 +16,7 @@ from types import ModuleType
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _load(name: str, path: Path) -> ModuleType:
@@ -30,7 +30,7 @@ def _load(name: str, path: Path) -> ModuleType:
 
 packager = _load("chromaflow_package_hosts", REPO / "tools" / "package_hosts.py")
 client = _load("chromaflow_cli_client", packager.CLIENT)
-host = _load("chromaflow_host_tools", REPO / "tests" / "host_tools.py")
+host = _load("chromaflow_host_tools", REPO / "tests" / "support" / "host_tools.py")
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -27,8 +27,9 @@ from chromaflow.core.nets.zhang import SIGGRAPH17
 from chromaflow.core.transfer import load_references
 from chromaflow.filters.pyav import transcode
 from chromaflow.filters.pyav.frames import plane_view
-from chromaflow.filters.pyav_synth import write_clip
 from chromaflow.plugins.cli.main import main
+
+from support.pyav_synth import write_clip
 
 CLI = [sys.executable, "-m", "chromaflow"]
 

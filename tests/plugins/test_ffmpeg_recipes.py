@@ -1,6 +1,6 @@
 """The FFmpeg recipes in plugins/ffmpeg/, run for real: the distribution's ffmpeg, the chromaflow CLI, vspipe.
 
-ffmpeg is installed with apt-get when missing and allowed (see tests/host_tools.py); otherwise these tests skip
+ffmpeg is installed with apt-get when missing and allowed (see tests/support/host_tools.py); otherwise these tests skip
 and say why. Verbs or models not available in this tree yet skip with the CLI's own reason.
 """
 
@@ -13,7 +13,7 @@ from types import ModuleType
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 RECIPES = REPO / "plugins" / "ffmpeg"
 VENV_BIN = Path(sys.executable).parent
 
@@ -27,7 +27,7 @@ def _load(name: str, path: Path) -> ModuleType:
     return module
 
 
-host = _load("chromaflow_host_tools", REPO / "tests" / "host_tools.py")
+host = _load("chromaflow_host_tools", REPO / "tests" / "support" / "host_tools.py")
 
 
 _VS_CONFIG: dict[str, str] = {}
