@@ -30,7 +30,7 @@ from chromaflow.core.overlay import OverlayStyle
 from chromaflow.core.scenecut import DEFAULT_THRESHOLD, SceneCutDetector
 from chromaflow.core.temporal.params import SmoothingParams
 from chromaflow.core.transfer import MODES as MODES  # keyframe transfer modes, owned by the transfer package
-from chromaflow.core.transfer import PropagationParams, check_transfer_mode
+from chromaflow.core.transfer import AbPredictor, PropagationParams, check_transfer_mode
 
 if TYPE_CHECKING:
     from chromaflow.core.colorizer import Colorizer
@@ -103,7 +103,7 @@ def check_colour_sources(colorizer: object, has_references: bool, has_hints: boo
         )
     if has_hints and has_references:
         raise UsageError("colour hints steer the model alone; with reference keyframes, leave hints out")
-    if has_hints and not hasattr(colorizer, "predict_ab"):
+    if has_hints and not isinstance(colorizer, AbPredictor):
         raise UsageError("colour hints need a colour model (a Colorizer); give one, or leave hints out")
 
 

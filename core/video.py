@@ -55,6 +55,8 @@ from chromaflow.core.shots import ShotCuts, cut_luma
 from chromaflow.core.temporal import TemporalSmoother
 from chromaflow.core.transfer import (
     CACHE_EVERY,
+    AbPredictor,
+    ColourSource,
     KeyframeTransfer,
     PropagationParams,
     colorizer_ab,
@@ -113,7 +115,7 @@ class VideoColorizer:
         get_luma: Callable[[int], Any],
         options: ColorizeOptions | None = None,
         *,
-        colorizer: Any = None,
+        colorizer: ColourSource | None = None,
         references: Mapping[int, Any] | None = None,
         hints: Hints | None = None,
         cache_every: int = CACHE_EVERY,
@@ -252,7 +254,8 @@ class VideoColorizer:
 
     def _predict(self, l_work: F32, hints: tuple[Hint, ...], size: tuple[int, int]) -> list[F32]:
         """ab ``(2, h, w)`` per plane of ``l_work`` ``(K, h, w)``: one model call (hints in full-frame pixels)."""
-        if not hasattr(self.colorizer, "predict_ab"):
+        if not isinstance(self.colorizer, AbPredictor):
+            assert self.colorizer is not None
             return [colorizer_ab(self.colorizer, l) for l in l_work]
         extra: dict[str, Any] = {"hints": list(hints), "hint_size": size} if hints else {}
         with torch.inference_mode():
@@ -352,7 +355,7 @@ class VideoColorizerStream:
         self,
         options: ColorizeOptions | None = None,
         *,
-        colorizer: Any = None,
+        colorizer: ColourSource | None = None,
         references: Mapping[int, Any] | None = None,
         hints: Hints | None = None,
         cache_every: int = CACHE_EVERY,

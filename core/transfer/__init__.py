@@ -34,7 +34,7 @@ from chromaflow.core.transfer.lab_arrays import (
     rgb_to_lab_planes,
     to_lightness,
 )
-from chromaflow.core.transfer.model_fallback import colorizer_ab
+from chromaflow.core.transfer.model_fallback import AbPredictor, ColourSource, colorizer_ab
 from chromaflow.core.transfer.modes import MODES, Mode, check_transfer_mode
 from chromaflow.core.transfer.propagate import PropagationParams, upsample_ab
 from chromaflow.core.transfer.references import load_references, reference_rgb
@@ -42,6 +42,8 @@ from chromaflow.core.transfer.references import load_references, reference_rgb
 __all__ = [
     "CACHE_EVERY",
     "MODES",
+    "AbPredictor",
+    "ColourSource",
     "FrameInfo",
     "KeyframeTransfer",
     "Mode",

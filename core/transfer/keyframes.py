@@ -42,7 +42,7 @@ from chromaflow.core.transfer.frames import LumaSource, SequenceFrames
 from chromaflow.core.transfer.global_stats import histogram, reinhard
 from chromaflow.core.transfer.knn import KnnTable
 from chromaflow.core.transfer.lab_arrays import chw, hwc, lab_planes_to_rgb
-from chromaflow.core.transfer.model_fallback import colorizer_ab
+from chromaflow.core.transfer.model_fallback import ColourSource, colorizer_ab
 from chromaflow.core.transfer.modes import Mode, check_transfer_mode
 from chromaflow.core.transfer.propagate import (
     ChainState,
@@ -104,7 +104,7 @@ class KeyframeTransfer:
         scene_cut_threshold: float = DEFAULT_THRESHOLD,
         detect_cuts: bool = True,
         cache_every: int = CACHE_EVERY,
-        colorizer: Any = None,
+        colorizer: ColourSource | None = None,
         params: PropagationParams | None = None,
         knn_samples: int = 4096,
         cache_states: int = 64,

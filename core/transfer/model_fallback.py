@@ -5,18 +5,34 @@ A colorizer is either an object with ``predict_ab(l: Tensor (N, 1, h, w)) -> Ten
 channels-first ``(2, h, w)`` or ``(h, w, 2)``.
 """
 
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch
 
 from chromaflow.core.arrays import F32
 from chromaflow.core.errors import InputError
+from chromaflow.core.hints import Hint
 
 
-def colorizer_ab(colorizer: Any, l_work: F32) -> F32:
+@runtime_checkable
+class AbPredictor(Protocol):
+    """A colour model: L* ``(N, 1, h, w)`` in, ab ``(N, 2, h, w)`` out, optionally steered by hints in pixels of a
+    ``hint_size`` frame (:class:`chromaflow.core.colorizer.Colorizer` is one)."""
+
+    def predict_ab(
+        self, l: torch.Tensor, hints: Sequence[Hint] | None = None, hint_size: tuple[int, int] | None = None
+    ) -> torch.Tensor: ...
+
+
+# What the engines accept as automatic colour: a model, or a plain callable ``L* (h, w) -> ab``.
+ColourSource = AbPredictor | Callable[[F32], Any]
+
+
+def colorizer_ab(colorizer: ColourSource, l_work: F32) -> F32:
     """ab ``(2, h, w)`` float32 of the L* plane ``l_work`` ``(h, w)`` from a colorizer (either kind)."""
-    if hasattr(colorizer, "predict_ab"):
+    if isinstance(colorizer, AbPredictor):
         with torch.inference_mode():
             out = colorizer.predict_ab(torch.from_numpy(np.ascontiguousarray(l_work))[None, None])
         return np.ascontiguousarray(out[0].float().cpu().numpy(), dtype=np.float32)

@@ -215,7 +215,10 @@ def test_vspipe_renders_a_deflickered_script(tmp_path: Path) -> None:
     if not vspipe.exists():
         vspipe = Path(shutil.which("vspipe") or "vspipe")
     # vspipe finds the venv's Python and plugins through VapourSynth's per-user configuration: a private one here.
-    env = dict(os.environ, XDG_CONFIG_HOME=str(tmp_path / "config"))
+    # The script imports the test helper support.vs_synth (tests/support): vspipe's Python needs tests/ on its path.
+    tests_dir = str(Path(__file__).resolve().parents[1])
+    python_path = os.pathsep.join(p for p in (tests_dir, os.environ.get("PYTHONPATH", "")) if p)
+    env = dict(os.environ, XDG_CONFIG_HOME=str(tmp_path / "config"), PYTHONPATH=python_path)
     subprocess.run([str(VENV_BIN / "vapoursynth"), "config"], env=env, check=True, capture_output=True)
     rgb = render(make_clip(vs.RGB24, FLICKER, length=6, seed=5))
     frames = np.stack([np.stack(f, axis=-1) for f in rgb])
