@@ -48,6 +48,18 @@ class _NotFollowedError(Exception):
     """The pickle uses something the stand-in unpickler does not follow."""
 
 
+# What walking a pickle we cannot follow may raise: the file is then left to the size check and torch.load.
+_STRUCTURE_NOT_FOLLOWED = (
+    _NotFollowedError,
+    pickle.UnpicklingError,
+    EOFError,
+    ValueError,
+    TypeError,
+    IndexError,
+    AttributeError,
+)
+
+
 @dataclass(frozen=True)
 class StorageFact:
     """One storage as the pickle declares it: zip key, element size in bytes, number of elements."""
@@ -232,15 +244,7 @@ def _check_zip(path: Path, size: int) -> ArchiveFacts | None:
     try:
         inspector = _Inspector(data)
         tensors = _named_tensors(inspector.load())
-    except (
-        _NotFollowedError,
-        pickle.UnpicklingError,
-        EOFError,
-        ValueError,
-        TypeError,
-        IndexError,
-        AttributeError,
-    ) as err:
+    except _STRUCTURE_NOT_FOLLOWED as err:
         log.debug("%s: structure not followed (%s); relying on the size check", path, err)
         return None
     for fact in inspector.storages.values():
@@ -266,15 +270,7 @@ def _check_legacy(path: Path, size: int) -> ArchiveFacts | None:
                 _Inspector(f).load()
             inspector = _Inspector(f, legacy=True)
             tensors = _named_tensors(inspector.load())
-    except (
-        _NotFollowedError,
-        pickle.UnpicklingError,
-        EOFError,
-        ValueError,
-        TypeError,
-        IndexError,
-        AttributeError,
-    ) as err:
+    except _STRUCTURE_NOT_FOLLOWED as err:
         log.debug("%s: structure not followed (%s); left to torch.load", path, err)
         return None
     declared = sum(fact.nbytes for fact in inspector.storages.values())
