@@ -108,7 +108,7 @@ class DeepfakeScorer:
 
     ``options``: the run's :class:`DeepfakeOptions` (detector, classifier, device, score smoothing, aggregate,
     engine, ``min_track``; see their fields). ``detector`` / ``classifier`` (positional) and the keywords up to
-    ``min_track`` are their keyword form, kept while hosts move to ``options``: given ones replace the options'
+    ``min_track`` are their keyword form, for direct callers (the hosts pass ``options``): given ones replace the options'
     values. ``tracker``: the face tracker to use (default: a new :class:`IoUTracker`).
     """
 

@@ -98,7 +98,7 @@ class Deflicker:
 
     ``get_lab(k)`` returns frame ``k`` as full-size ``(L*, ab)`` float32 planes. ``options``: the run's
     :class:`DeflickerOptions` (radius, strength, working size, scene cuts); the keywords are their keyword form,
-    kept while hosts move to ``options`` (given ones replace the options' values). Thread-safe.
+    for direct callers (the hosts pass ``options``; given ones replace the options' values). Thread-safe.
     """
 
     def __init__(

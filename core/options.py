@@ -67,7 +67,7 @@ def _whole(value: object, minimum: int) -> bool:
 
 
 # ---------------------------------------------------------------------------------------------- checks shared with
-# engine parts that can also be built on their own (Colorizer, ScoreSmoother, device_engine_for; the transfer
+# engine parts that can also be built on their own (Colorizer, ScoreSmoother; the transfer
 # mode's check is the transfer package's own, chromaflow.core.transfer.modes)
 
 

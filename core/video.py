@@ -104,8 +104,8 @@ class VideoColorizer:
     ``colorizer`` from). ``colorizer``: a :class:`~chromaflow.core.colorizer.Colorizer`, any object with
     ``predict_ab``, or a callable ``L* (h, w) -> ab``; ``references``: ``{frame: RGB image or path}``; ``hints``:
     for every frame or ``{frame: [hints]}``. ``cache_every``: keyframe transfer's checkpoint spacing (memory only).
-    The keywords ``transfer`` .. ``batch_size`` are the options' keyword form, kept while hosts move to
-    ``options``: given ones replace the options' values (without ``options`` the engine starts from no smoothing,
+    The keywords ``transfer`` .. ``batch_size`` are the options' keyword form, for direct callers (scripts,
+    benchmarks; the hosts pass ``options``): given ones replace the options' values (without ``options`` the engine starts from no smoothing,
     ``ColorizeOptions(smooth=0)``).
     """
 

@@ -17,6 +17,7 @@ from numpy.typing import NDArray
 from chromaflow.core.arrays import F32
 from chromaflow.core.colour import lab_to_rgb, rgb_to_lab
 from chromaflow.core.errors import InputError
+from chromaflow.core.image_files import imread_capped
 
 
 def as_rgb_float(image: NDArray[np.generic]) -> F32:
@@ -129,7 +130,7 @@ def load_rgb(path: str | Path) -> F32:
     p = Path(path)
     if not p.is_file():
         raise InputError(f"reference image {p} does not exist; check the path")
-    img = cv2.imread(str(p), cv2.IMREAD_UNCHANGED)
+    img = imread_capped(p)
     if img is None:
         raise InputError(f"cannot read reference image {p}; use a PNG, JPEG or TIFF file")
     if img.ndim == 3 and img.shape[2] == 4:

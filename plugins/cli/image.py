@@ -18,7 +18,7 @@ import numpy as np
 
 from chromaflow.core import partials, registry, stopping
 from chromaflow.core.errors import InputError, ModelError, OutputError, UsageError
-from chromaflow.core.image_header import image_size
+from chromaflow.core.image_files import DEFAULT_MAX_PIXELS, imread_capped
 from chromaflow.core.write_plan import WritePlan
 
 log = logging.getLogger(__name__)
@@ -90,38 +90,14 @@ def check_files(args: argparse.Namespace, pairs: list[tuple[Path, Path]], folder
 # ------------------------------------------------------------------------------------------- reading/writing
 
 
-# The largest image `chromaflow image` decodes unless --max-pixels says otherwise: 100 megapixels is a 12000x8000
-# photo; decoding, colour conversion and the output take about 40 bytes a pixel (4 GB here).
-DEFAULT_MAX_PIXELS = 100_000_000
-
-
-def _too_big(path: Path, width: int, height: int, max_pixels: int) -> InputError:
-    return InputError(
-        f"{path} is {width}x{height} ({width * height} pixels), more than --max-pixels {max_pixels}; scale it "
-        "down first, or raise --max-pixels if this machine has the memory"
-    )
-
-
 def read_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """The image as OpenCV reads it (gray, BGR or BGRA; uint8, uint16 or float32).
-
-    An image of more than ``max_pixels`` pixels is refused before it is decoded when its header says so
-    (:func:`chromaflow.core.image_header.image_size`), and after decoding for formats whose header is not read.
-    """
-    size = image_size(path)
-    if size is not None and size[0] * size[1] > max_pixels:
-        raise _too_big(path, size[0], size[1], max_pixels)
-    try:
-        image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    except cv2.error as err:  # OpenCV's own limits (CV_IO_MAX_IMAGE_PIXELS) and damaged headers
-        reason = str(err).strip().splitlines()[-1] if str(err).strip() else "refused"
-        raise InputError(f"cannot read {path} as an image: OpenCV says {reason}") from err
+    """The image as OpenCV reads it (gray, BGR or BGRA; uint8, uint16 or float32), refused over ``max_pixels``
+    (:func:`chromaflow.core.image_files.imread_capped`)."""
+    image = imread_capped(path, max_pixels, how_to_allow="--max-pixels")
     if image is None:
         raise InputError(
             f"cannot read {path} as an image; use a format OpenCV reads ({', '.join(IMAGE_EXTENSIONS)})"
         )
-    if image.shape[0] * image.shape[1] > max_pixels:
-        raise _too_big(path, image.shape[1], image.shape[0], max_pixels)
     if image.dtype not in (np.uint8, np.uint16, np.float32):
         raise InputError(f"{path}: unsupported sample type {image.dtype}; use 8/16-bit or float images")
     return image

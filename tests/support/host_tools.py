@@ -13,7 +13,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 _apt_tried: dict[str, str | None] = {}
 
