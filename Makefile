@@ -6,7 +6,7 @@ PYTEST_ARGS ?=
 
 .PHONY: demo test lint typecheck bench clean readme-images readme-perf
 
-$(STAMP): pyproject.toml tools/bootstrap.sh
+$(STAMP): pyproject.toml tools/bootstrap.sh tools/test-oracles.txt
 	sh tools/bootstrap.sh
 
 demo: $(STAMP)
@@ -39,6 +39,7 @@ readme-perf: $(STAMP)
 # The README's pictures (docs/images/*.webp) from scikit-image's freely licensed samples; see tools/readme_images.py.
 readme-images: $(STAMP)
 	$(PY) tools/readme_images.py
+	$(PY) tools/smoothing_strip.py
 
 clean:
 	rm -rf $(VENV) .venv-bpy build *.egg-info demo-output

@@ -304,3 +304,40 @@ def describe_machine(info: dict[str, Any]) -> str:
     if info.get("gpu"):
         text += f", {info['gpu']}"
     return text
+
+
+# ------------------------------------------------------------------------------------------------ baseline
+
+
+def baseline_path(tree: Path, folder: Path) -> Path:
+    """A folder that makes ``import chromaflow`` load the checkout at ``tree`` (e.g. ``git archive HEAD | tar -x
+    -C /tmp/cf-old``): links to its ``src/chromaflow`` files and its ``core``, ``filters`` and ``plugins``, built in
+    ``folder``. Put first on ``PYTHONPATH``, it wins over the editable install of the working tree, so a benchmark
+    can time today's code and another version of it in one run without keeping old code in the package."""
+    tree = tree.resolve()
+    if not (tree / "core").is_dir() or not (tree / "src" / "chromaflow" / "__init__.py").is_file():
+        raise SystemExit(f"--baseline {tree}: not a chromaflow checkout (no core/ or src/chromaflow/)")
+    package = folder / "chromaflow"
+    package.mkdir(parents=True, exist_ok=True)
+    for item in (tree / "src" / "chromaflow").iterdir():
+        if item.suffix == ".py":
+            (package / item.name).symlink_to(item)
+    for sub in ("core", "filters", "plugins"):
+        (package / sub).symlink_to(tree / sub)
+    return folder
+
+
+def run_baseline(script: Path, args: list[str], tree: Path) -> dict[str, Any]:
+    """Run benchmark ``script`` with ``args`` on the checkout at ``tree`` (see :func:`baseline_path`) in a child
+    process; the script must take ``--out PATH`` and write its JSON there. Returns that JSON."""
+    import json
+    import subprocess
+    import sys
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="chromaflow-baseline-") as tmp:
+        site = baseline_path(tree, Path(tmp) / "site")
+        out = Path(tmp) / "baseline.json"
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]))
+        subprocess.run([sys.executable, str(script), *args, "--out", str(out)], env=env, check=True)
+        return dict(json.loads(out.read_text()))

@@ -1,13 +1,17 @@
 """Deepfake scoring benchmark on ../shared/data/deepfake-dev.
 
 - MesoNet's four test faces (2 DF, 2 real): fake score per classifier, accuracy at 0.5.
-- DFDC clips (1 REAL, 3 FAKE), every N-th frame decoded with PyAV: per-video scores (confident and mean), accuracy at
-  0.5 and AUC for each detector x classifier; faces found per frame.
+- A table per detector x classifier on labelled clips: the four DFDC dev clips (1 REAL, 3 FAKE), or ``--clips DIR``
+  (videos in ``DIR/real`` and ``DIR/fake``); every N-th frame (at most ``--max-frames``) decoded with PyAV: per-video
+  score (``--aggregate``), AUC over videos, accuracy at ``--threshold``, frames/s of the whole scorer, faces per
+  frame. Classifiers whose weights are absent (MesoNet from ../shared/models/mesonet, the others from the model
+  cache) are listed as absent.
 - Throughput: frames/s of the whole scorer (detect + crop + classify + track) on 1080p frames, per detector, on CPU
   and on CUDA when available.
 
 Prints a table to stderr/stdout and writes benchmarks/results/deepfake.json.
-Usage: python benchmarks/deepfake.py [--every 30] [--shared ../shared] [--speed-frames 6]
+Usage: python benchmarks/deepfake.py [--every 30] [--max-frames 10] [--clips DIR] [--classifiers a,b]
+       [--detectors haar,blazeface] [--aggregate confident] [--threshold 0.5] [--speed-frames 6]
 """
 
 import argparse
@@ -22,12 +26,16 @@ import cv2
 import numpy as np
 import torch
 
+from chromaflow.core import registry
 from chromaflow.core.deepfake import DeepfakeScorer
+from chromaflow.core.errors import ModelError
 from chromaflow.core.faces import FaceDetector
 from chromaflow.core.metrics import auc
 from chromaflow.core.nets.mesonet import load_meso
+from chromaflow.core.options import AGGREGATES, FACE_DETECTORS
+from chromaflow.core.options import CLASSIFIERS as ALL_CLASSIFIERS
 
-CLASSIFIERS = {
+CLASSIFIERS = {  # MesoNet's weights, read from ../shared/models/mesonet
     "meso4-df": "Meso4_DF.h5",
     "meso4-f2f": "Meso4_F2F.h5",
     "mesoinception-df": "MesoInception_DF.h5",
@@ -40,10 +48,13 @@ def log(*a: object) -> None:
     print(*a, file=sys.stderr, flush=True)
 
 
-def decode(path: Path, every: int) -> tuple[list[np.ndarray], list[int]]:
+def decode(path: Path, every: int, limit: int | None = None) -> tuple[list[np.ndarray], list[int]]:
+    """Every ``every``-th frame as RGB, at most ``limit`` of them (decoding stops there)."""
     frames, indices = [], []
     with av.open(str(path)) as container:
         for i, frame in enumerate(container.decode(video=0)):
+            if limit is not None and len(frames) >= limit:
+                break
             if i % every == 0:
                 frames.append(frame.to_ndarray(format="rgb24"))
                 indices.append(i)
@@ -60,10 +71,97 @@ def detector(kind: str, shared: Path, device: str, min_face: int) -> FaceDetecto
     )
 
 
-def scorer(det: FaceDetector, name: str, shared: Path, device: str) -> DeepfakeScorer:
-    return DeepfakeScorer(
-        det, name, classifier_path=shared / "models/mesonet" / CLASSIFIERS[name], device=device
+def scorer(det: FaceDetector, name: str, shared: Path, device: str, **kw: object) -> DeepfakeScorer:
+    if name in CLASSIFIERS:
+        kw["classifier_path"] = shared / "models/mesonet" / CLASSIFIERS[name]
+    return DeepfakeScorer(det, name, device=device, **kw)  # type: ignore[arg-type]
+
+
+def weights_present(name: str, shared: Path) -> bool:
+    """MesoNet's from the shared folder, every other classifier's (each ensemble member's) from the model cache."""
+    if name in CLASSIFIERS:
+        return (shared / "models/mesonet" / CLASSIFIERS[name]).is_file()
+    return all(registry.is_present(m) for m in registry.members(name))
+
+
+def labelled_clips(folder: Path | None, shared: Path) -> dict[Path, int]:
+    """Clip -> label (1 = FAKE): the DFDC dev clips, or the videos of ``folder/real`` and ``folder/fake``."""
+    if folder is None:
+        return {shared / "data/deepfake-dev/dfdc" / name: label for name, label in VIDEOS.items()}
+    clips = {p: label for label, sub in ((0, "real"), (1, "fake")) for p in sorted((folder / sub).glob("*"))}
+    clips = {p: y for p, y in clips.items() if p.is_file()}
+    if not clips:
+        raise SystemExit(f"--clips {folder}: no videos in {folder}/real or {folder}/fake")
+    return clips
+
+
+def clip_table(
+    args: argparse.Namespace, shared: Path, detectors: list[str], classifiers: list[str]
+) -> dict[str, object]:
+    """Per detector x classifier: per-video scores, AUC, accuracy at the threshold, frames/s (or "absent")."""
+    clips = labelled_clips(args.clips, shared)
+    decoded = {p: decode(p, args.every, args.max_frames)[0] for p in clips}
+    labels = list(clips.values())
+    table: dict[str, object] = {}
+    for det_name in detectors:
+        try:
+            det = detector(det_name, shared, "cpu", args.min_face)
+        except ModelError as err:  # the detector's weights are not in the model cache
+            log(f"{det_name}: {err}")
+            table.update({f"{det_name}/{cls}": "absent (detector weights)" for cls in classifiers})
+            continue
+        for cls in classifiers:
+            key = f"{det_name}/{cls}"
+            if not weights_present(cls, shared):
+                table[key] = "absent"
+                log(f"{key}: weights absent")
+                continue
+            log(f"{key} ...")
+            sc = scorer(det, cls, shared, "cpu", aggregate=args.aggregate, threshold=args.threshold)
+            per_video: dict[str, object] = {}
+            frames_done, seconds = 0, 0.0
+            for path, label in clips.items():
+                start = time.perf_counter()
+                results, summary = sc.score_video(decoded[path], batch=4)
+                seconds += time.perf_counter() - start
+                frames_done += len(results)
+                per_video[path.name] = {
+                    "label": "FAKE" if label else "REAL",
+                    "score": summary.score,
+                    "verdict": summary.verdict,
+                    "frames": summary.frames,
+                    "frames_with_faces": summary.frames_with_faces,
+                    "faces_per_frame": round(sum(len(r.faces) for r in results) / max(1, len(results)), 3),
+                }
+            scores = [0.5 if v["score"] is None else float(v["score"]) for v in per_video.values()]  # type: ignore[index]
+            both = 0 < sum(labels) < len(labels)
+            table[key] = {
+                "videos": per_video,
+                "auc": auc(labels, scores) if both else None,
+                "accuracy": sum((s >= args.threshold) == bool(y) for s, y in zip(scores, labels, strict=True))
+                / len(labels),
+                "fps": round(frames_done / seconds, 3) if seconds else None,
+            }
+    return table
+
+
+def print_table(table: dict[str, object], args: argparse.Namespace) -> None:
+    source = args.clips or "the DFDC dev clips"
+    print(
+        f"{source}, every {args.every}th frame (at most {args.max_frames}); video score = {args.aggregate}, "
+        f"threshold {args.threshold}"
     )
+    print(f"  {'detector/classifier':36s} {'auc':>5s} {'acc':>5s} {'fps':>7s}  faces/frame per video")
+    for key, row in table.items():
+        if not isinstance(row, dict):
+            print(f"  {key:36s} {row}")
+            continue
+        a = row["auc"]
+        fpf = "/".join(str(v["faces_per_frame"]) for v in row["videos"].values())
+        print(
+            f"  {key:36s} {'-' if a is None else format(a, '.2f'):>5s} {row['accuracy']:5.2f} "
+            f"{'-' if row['fps'] is None else format(row['fps'], '.2f'):>7s}  {fpf}"
+        )
 
 
 def mesonet_faces(shared: Path) -> dict[str, dict[str, float]]:
@@ -88,10 +186,15 @@ def mesonet_faces(shared: Path) -> dict[str, dict[str, float]]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--shared", type=Path, default=Path(__file__).resolve().parents[1].parent / "shared")
-    ap.add_argument("--every", type=int, default=30, help="score every N-th frame of the DFDC clips")
+    ap.add_argument("--every", type=int, default=30, help="score every N-th frame of each clip")
+    ap.add_argument("--max-frames", type=int, default=10, help="at most this many scored frames per clip")
+    ap.add_argument("--clips", type=Path, help="labelled clips: videos in DIR/real and DIR/fake")
+    ap.add_argument("--classifiers", default=",".join(ALL_CLASSIFIERS), help="comma-separated")
+    ap.add_argument("--aggregate", choices=AGGREGATES, default="confident", help="the video score's rule")
+    ap.add_argument("--threshold", type=float, default=0.5, help="scores at or above are FAKE")
     ap.add_argument("--min-face", type=int, default=80)
     ap.add_argument("--speed-frames", type=int, default=6, help="1080p frames timed per detector and device")
-    ap.add_argument("--detectors", default="haar,blazeface")
+    ap.add_argument("--detectors", default=",".join(d for d in FACE_DETECTORS if d != "auto"))
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results/deepfake.json")
     args = ap.parse_args()
     shared = args.shared
@@ -110,43 +213,20 @@ def main() -> None:
     log("MesoNet test faces ...")
     result["mesonet_faces"] = mesonet_faces(shared)
 
-    clips = {name: decode(shared / "data/deepfake-dev/dfdc" / name, args.every) for name in VIDEOS}
-    dfdc: dict[str, dict[str, object]] = {}
-    for det_name in detectors:
-        det = detector(det_name, shared, "cpu", args.min_face)
-        for cls in CLASSIFIERS:
-            log(f"DFDC: {det_name} + {cls} ...")
-            sc = scorer(det, cls, shared, "cpu")
-            per_video: dict[str, object] = {}
-            for video, label in VIDEOS.items():
-                frames, _indices = clips[video]
-                results, summary = sc.score_video(frames, batch=4)
-                per_video[video] = {
-                    "label": "FAKE" if label else "REAL",
-                    "confident": summary.confident,
-                    "mean": summary.mean,
-                    "frames": summary.frames,
-                    "frames_with_faces": summary.frames_with_faces,
-                    "faces_per_frame": round(sum(len(r.faces) for r in results) / max(1, len(results)), 3),
-                    "tracks": len({f.track for r in results for f in r.faces}),
-                }
-            labels = list(VIDEOS.values())
-            conf = [v["confident"] for v in per_video.values()]  # type: ignore[index]
-            scores = [0.5 if c is None else float(c) for c in conf]
-            dfdc[f"{det_name}/{cls}"] = {
-                "videos": per_video,
-                "accuracy": sum((s >= 0.5) == bool(y) for s, y in zip(scores, labels, strict=True))
-                / len(labels),
-                "auc": auc(labels, scores),
-            }
-    result["dfdc"] = dfdc
+    table = clip_table(args, shared, detectors, args.classifiers.split(","))
+    result["clips" if args.clips else "dfdc"] = table
+    result["aggregate"], result["threshold"] = args.aggregate, args.threshold
 
     speed: dict[str, float] = {}
-    frames_1080 = [f for f in clips["lynaeydofd.mp4"][0]][: args.speed_frames]
+    frames_1080 = decode(shared / "data/deepfake-dev/dfdc/lynaeydofd.mp4", args.every, args.speed_frames)[0]
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     for device in devices:
         for det_name in detectors:
-            sc = scorer(detector(det_name, shared, device, args.min_face), "meso4-df", shared, device)
+            try:
+                det = detector(det_name, shared, device, args.min_face)
+            except ModelError:
+                continue  # weights absent, reported in the table
+            sc = scorer(det, "meso4-df", shared, device)
             sc.score_frames(frames_1080[:1])  # warm-up
             start = time.perf_counter()
             sc.score_frames(frames_1080)
@@ -163,21 +243,7 @@ def main() -> None:
     print("MesoNet test faces (fake score; accuracy at 0.5)")
     for name, row in result["mesonet_faces"].items():  # type: ignore[attr-defined]
         print(f"  {name:18s} " + "  ".join(f"{k.split('/')[-1]}={v}" for k, v in row.items()))
-    print(f"DFDC clips, every {args.every}th frame (video score = confident aggregate)")
-    print(
-        f"  {'detector/classifier':32s} "
-        + " ".join(f"{v[:10]:>11s}" for v in VIDEOS)
-        + "   acc   auc  faces/frame"
-    )
-    for key, row in dfdc.items():
-        vids = row["videos"]  # type: ignore[index]
-        cells = " ".join(
-            f"{'-' if vids[v]['confident'] is None else format(vids[v]['confident'], '.3f'):>11s}"
-            for v in VIDEOS
-        )
-        fpf = "/".join(str(vids[v]["faces_per_frame"]) for v in VIDEOS)
-        a = row["auc"]
-        print(f"  {key:32s} {cells}  {row['accuracy']:.2f}  {'-' if a is None else format(a, '.2f')}  {fpf}")
+    print_table(table, args)
     print("frames/s at 1080p (detect + classify + track, meso4-df):", speed)
 
 

@@ -64,8 +64,6 @@ def timed(run: Callable[[], object], frames: int) -> float:
 
 
 def vapoursynth_row(frames: list[av.VideoFrame], colorizer: Colorizer, batch: int) -> float | None:
-    here = Path(__file__).resolve().parent  # benchmarks/vapoursynth.py would shadow the package
-    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != here]
     try:
         import vapoursynth as vs
     except ImportError:

@@ -5,6 +5,10 @@ loop does one frame at a time on one thread (decode -> ColorizeNode(batch 1) -> 
 decoding, the model and encoding and batches frames. Prints a table and writes benchmarks/results/pipeline.json.
 
     python benchmarks/pipeline.py [--frames 48] [--width 854 --height 480] [--device auto] [--size 256]
+                                  [--baseline /tmp/cf-old]
+
+``--baseline DIR`` also times the smoothing run on another checkout (e.g. today's HEAD: ``git archive HEAD | tar -x
+-C /tmp/cf-old``) in a child process on the same clip settings, and adds it as a row with the ratio.
 """
 
 import argparse
@@ -68,6 +72,9 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--only-smoothing", action="store_true", help="time the smoothing run alone")
+    parser.add_argument("--baseline", type=Path, default=None, help="another checkout to time smoothing on")
     args = parser.parse_args()
     colorizer, model = make_colorizer(args.device, args.size)
     rows = []
@@ -94,6 +101,8 @@ def main() -> None:
                 ),
             ),
         ]
+        if args.only_smoothing:
+            runs = runs[2:]
         for name, fn in runs:
             start = time.perf_counter()
             frames = fn()
@@ -106,6 +115,15 @@ def main() -> None:
                     "fps": round(frames / seconds, 2),
                 }
             )
+    if args.baseline is not None:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from _harness import run_baseline
+
+        extra = ["--frames", str(args.frames), "--width", str(args.width), "--height", str(args.height)]
+        extra += ["--device", args.device, "--size", str(args.size), "--batch", str(args.batch)]
+        old = run_baseline(Path(__file__), [*extra, "--only-smoothing"], args.baseline)["runs"][0]
+        rows.append(old | {"run": f"{old['run']} [baseline]", "baseline": str(args.baseline)})
+        rows[-2]["vs_baseline"] = round(rows[-2]["fps"] / old["fps"], 2)
     base_fps = rows[0]["fps"]
     for row in rows:
         row["speedup"] = round(row["fps"] / base_fps, 2)
@@ -118,7 +136,7 @@ def main() -> None:
         print(
             f"{row['run']:<42} {row['frames']:>6} {row['seconds']:>8.2f} {row['fps']:>7.2f} {row['speedup']:>7.2f}x"
         )
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
     result = {
         "machine": {
             "cpu": platform.processor() or platform.machine(),
@@ -130,8 +148,8 @@ def main() -> None:
         "size": args.size,
         "runs": rows,
     }
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {RESULTS}")
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":

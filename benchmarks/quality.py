@@ -9,6 +9,12 @@ Prints a table (stderr) and writes JSON to benchmarks/results/quality.json (stdo
 
 Targets (issue 9): PSNR >= gray + 1.0 dB with colourfulness >= 50% of the ground truth; with 5 hints PSNR >=
 gray + 4 dB.
+
+``--model NAME[,NAME...]`` measures registry models instead (or mixes ``A+B``), each through the engine every host
+uses (:class:`~chromaflow.core.colorizer.Colorizer` at the model's own side, or ``--size``; in-gamut join), on the
+CPU: PSNR, SSIM and colourfulness against the same gray baseline. A model whose weights are not in the model cache
+is reported as "weights absent" (get them with ``chromaflow models download NAME``). Results are merged by model
+name into benchmarks/results/quality_models.json, so models measured in separate runs share one table.
 """
 
 import argparse
@@ -23,8 +29,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from chromaflow.core import registry
+from chromaflow.core.colorizer import Colorizer
 from chromaflow.core.colour import lab_to_rgb, rgb_to_lab
 from chromaflow.core.metrics import colorfulness, psnr, ssim
+from chromaflow.core.mixing import members_of
 from chromaflow.core.nets.base import build_base
 from chromaflow.core.training import points_hints
 
@@ -112,18 +121,111 @@ def evaluate(weights: Path, data: Path, size: int, hints: int) -> dict:
     }
 
 
+def _absent(name: str) -> str | None:
+    """The first member of ``name`` (a model or a mix) whose weights are not in the cache, or None."""
+    for member in members_of(name):
+        spec = registry.MODELS.get(str(member).strip().lower())
+        if spec is not None and not registry.is_present(spec.name):
+            return spec.name
+    return None
+
+
+def evaluate_models(names: list[str], data: Path, size: int | None) -> dict:
+    """Each model through the Colorizer on the images of ``data``: mean PSNR, SSIM, colourfulness (and vs gray)."""
+    files = sorted(data.glob("*.png"))
+    if not files:
+        raise SystemExit(f"no PNG files in {data}")
+    images = []
+    for f in files:
+        bgr = cv2.imread(str(f), cv2.IMREAD_COLOR)
+        images.append(torch.from_numpy(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)).permute(2, 0, 1).float() / 255)
+    gt8 = [to_uint8(rgb) for rgb in images]
+    gt_cf = float(np.mean([colorfulness(g) for g in gt8]))
+    gray_psnr = float(
+        np.mean(
+            [
+                psnr(to_uint8(lab_to_rgb(torch.cat((lab[:1], torch.zeros_like(lab[1:]))))), g)
+                for lab, g in zip((rgb_to_lab(rgb) for rgb in images), gt8, strict=True)
+            ]
+        )
+    )
+    results: dict[str, dict] = {}
+    for name in names:
+        missing = _absent(name)
+        if missing is not None:
+            results[name] = {"weights": "absent", "missing": missing}
+            print(f"{name}: weights absent (chromaflow models download {missing})", file=sys.stderr)
+            continue
+        colorizer = Colorizer(name, device="cpu", size=size)
+        started = time.monotonic()
+        scores = []
+        for rgb, g in zip(images, gt8, strict=True):
+            o8 = to_uint8(colorizer.colorize(rgb))
+            scores.append((psnr(o8, g), ssim(o8, g, channel_axis=-1), colorfulness(o8)))
+        arr = np.array(scores)
+        results[name] = {
+            "weights": "present",
+            "side": "+".join(map(str, colorizer.sizes)),
+            "psnr": float(arr[:, 0].mean()),
+            "psnr_gain_db": float(arr[:, 0].mean()) - gray_psnr,
+            "ssim": float(arr[:, 1].mean()),
+            "colorfulness": float(arr[:, 2].mean()),
+            "colorfulness_ratio": float(arr[:, 2].mean()) / gt_cf,
+            "seconds": round(time.monotonic() - started, 1),
+        }
+        r = results[name]
+        print(
+            f"{name}: PSNR {r['psnr']:.2f} dB ({r['psnr_gain_db']:+.2f} vs gray), SSIM {r['ssim']:.4f}, "
+            f"colourfulness {r['colorfulness_ratio']:.0%} of ground truth",
+            file=sys.stderr,
+        )
+    return {
+        "dataset": str(data),
+        "images": len(files),
+        "gray_psnr": gray_psnr,
+        "gt_colorfulness": gt_cf,
+        "machine": f"{platform.machine()} CPU, torch {torch.__version__}, {torch.get_num_threads()} threads",
+        "models": results,
+    }
+
+
+def _write(path: Path, report: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.part")
+    tmp.write_text(json.dumps(report, indent=2) + "\n")
+    tmp.replace(path)
+    print(str(path))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--weights", type=Path, default=REPO / "core/weights/base.pt")
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared/data/images-dev/CBSD68")
-    parser.add_argument("--size", type=int, default=256)
+    parser.add_argument(
+        "--size", type=int, default=None, help="model input side (default: 256 for base, each --model's own)"
+    )
     parser.add_argument("--hints", type=int, default=5)
-    parser.add_argument("--out", type=Path, default=REPO / "benchmarks/results/quality.json")
+    parser.add_argument(
+        "--model", default="", metavar="NAME[,NAME]", help="registry models or A+B mixes, through the engine"
+    )
+    parser.add_argument(
+        "--out", type=Path, default=None, help="default: results/quality.json (--model: quality_models.json)"
+    )
     parser.add_argument("--threads", type=int, default=0)
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    report = evaluate(args.weights, args.data, args.size, args.hints)
+    if args.model:
+        out = args.out or REPO / "benchmarks/results/quality_models.json"
+        report = evaluate_models(
+            [m.strip() for m in args.model.split(",") if m.strip()], args.data, args.size
+        )
+        if out.is_file():  # earlier runs' models stay; this run's replace theirs
+            report["models"] = {**json.loads(out.read_text()).get("models", {}), **report["models"]}
+        _write(out, report)
+        return 0
+    args.out = args.out or REPO / "benchmarks/results/quality.json"
+    report = evaluate(args.weights, args.data, args.size or 256, args.hints)
     print(f"{'method':<14}{'PSNR dB':>9}{'gain':>7}{'SSIM':>8}{'colourf.':>10}{'ratio':>7}", file=sys.stderr)
     for name, r in report["results"].items():
         p = "" if r["psnr"] is None else f"{r['psnr']:.2f}"
@@ -131,11 +233,7 @@ def main(argv: list[str] | None = None) -> int:
         ratio = f"{r['colorfulness_ratio']:.2f}" if "colorfulness_ratio" in r else ""
         print(f"{name:<14}{p:>9}{g:>7}{r['ssim']:>8.4f}{r['colorfulness']:>10.2f}{ratio:>7}", file=sys.stderr)
     print(f"targets: {report['targets_met']}", file=sys.stderr)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_suffix(".json.part")
-    tmp.write_text(json.dumps(report, indent=2) + "\n")
-    tmp.replace(args.out)
-    print(str(args.out))
+    _write(args.out, report)
     return 0
 
 

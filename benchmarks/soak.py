@@ -28,9 +28,6 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-sys.path[:] = [
-    p for p in sys.path if Path(p or ".").resolve() != HERE
-]  # benchmarks/vapoursynth.py shadows VS
 import av  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402

@@ -10,7 +10,7 @@ in a temporary folder. Stages:
   rgb24           yuv420p frame -> RGB24 (what the deepfake path feeds its detector)
   inference       Colorizer.predict_ab on L* already at 256x256, batch 1/4/8/16, `base` and `siggraph17`
   flow            DIS flow between consecutive frames at the hosts' working size (L* resized, then flow)
-  smoothing       TemporalSmoother, radius 2, on working-size L* and ab (includes its ~4 flows per frame)
+  smoothing       TemporalSmoother, radius 2, on working-size L* and ab (includes its 2 DIS flows per frame)
   upsample        working-size ab -> full size by the guided filter on full L* (propagate.to_full_size)
   face_detection  BlazeFace (shared weights) on RGB frames, batches of 8
   classification  face crop + Meso4 (shared Meso4_DF.h5) on 16 face crops from a DFDC frame
@@ -28,6 +28,8 @@ benchmarks/results/stages.json.
     python benchmarks/stages.py [--quick] [--resolutions 480p,1080p] [--stages decode,inference]
                                 [--devices cpu,cuda] [--frames 32] [--out results/stages.json] [--merge]
     python benchmarks/stages.py --markdown      # the results as a Markdown table (README)
+    python benchmarks/stages.py --stages smoothing,end_to_end --resolutions 480p --merge --baseline /tmp/cf-old
+                                                # also the same stages on another checkout, in one run
 
 Host-only stages (decode, rgb24, flow, upsample, overlay, encode) run once, on the CPU. Inference does not
 depend on the frame size (the net sees 256x256), so it runs once. ``--merge`` keeps the rows of the result file
@@ -55,7 +57,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _harness import PeakMemory, describe_machine, machine, measure
+from _harness import PeakMemory, describe_machine, machine, measure, run_baseline
 
 from chromaflow.core import registry
 from chromaflow.core.colorizer import Colorizer, ycbcr_chroma, ycbcr_lightness
@@ -128,6 +130,7 @@ class Settings:
     out: Path
     merge: bool
     markdown: bool
+    baseline: Path | None = None
 
 
 def parse_resolutions(text: str) -> dict[str, tuple[int, int]]:
@@ -195,6 +198,14 @@ def parse_args(argv: list[str] | None) -> Settings:
         action="store_true",
         help="keep the rows of --out for stage/resolution/device triples this run does not measure",
     )
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        default=None,
+        help="also run the chosen stages on another checkout of chromaflow (e.g. `git archive HEAD | tar -x -C "
+        "/tmp/cf-old`), in a child process right after this one; its rows are added with ' [baseline]' in the "
+        "variant, and this run's rows get vs_baseline (rate ratio)",
+    )
     args = parser.parse_args(argv)
     quick = args.quick
     frames = args.frames if args.frames is not None else (12 if quick else 32)
@@ -229,6 +240,7 @@ def parse_args(argv: list[str] | None) -> Settings:
         out=args.out,
         merge=args.merge,
         markdown=args.markdown,
+        baseline=args.baseline,
     )
     return settings
 
@@ -410,6 +422,7 @@ def run_case(case: Case, resolution: str, device: str, settings: Settings) -> di
     # first calls (JIT, cuDNN autotune, lazy loads) stay out of the timing and the memory figure
     for _ in range(min(case.warmup, 1) if settings.quick else case.warmup):
         case.fn()
+    cpu_start = time.process_time()
     with PeakMemory() as mem:
         result = measure(
             case.fn,
@@ -430,6 +443,8 @@ def run_case(case: Case, resolution: str, device: str, settings: Settings) -> di
         "rate": round(result.items_per_s, 2),
         **mem.as_dict(),
         "timing": result.as_dict(),
+        # CPU seconds of every thread per item: what the work costs, nearly blind to other processes' load
+        "cpu_ms_per_item": round(1000 * (time.process_time() - cpu_start) / (result.calls * case.items), 3),
         "load_average_1min": load,
     }
     if case.note:
@@ -549,7 +564,7 @@ def flow_cases(media: Media, settings: Settings, device: str) -> list[Case]:
             run,
             len(media.lstar) - 1,
             unit="pairs/s",
-            note="one flow per consecutive pair; temporal smoothing r=2 needs about 4 per frame",
+            note="one flow per consecutive pair (temporal smoothing computes its own, DIS fast, 2 per frame)",
         )
     ]
 
@@ -862,6 +877,48 @@ def write_json(path: Path, payload: dict[str, Any]) -> None:
 # ---------------------------------------------------------------------------------------------------- main
 
 
+def baseline_rows(settings: Settings, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The same stages measured on the ``--baseline`` checkout (a child process), marked ' [baseline]'; this
+    run's rows get ``vs_baseline``, their rate over the baseline's."""
+    assert settings.baseline is not None
+    args = [
+        "--stages",
+        ",".join(settings.stages),
+        "--resolutions",
+        ",".join(settings.resolutions),
+        "--devices",
+        ",".join(settings.devices),
+        "--frames",
+        str(settings.frames),
+        "--repeats",
+        str(settings.repeats),
+        "--min-time",
+        str(settings.min_time),
+        "--budget",
+        str(settings.budget),
+        "--shared",
+        str(settings.shared),
+    ]
+    log(f"baseline: the same stages on {settings.baseline}")
+    old = run_baseline(Path(__file__), args + (["--quick"] if settings.quick else []), settings.baseline)
+    marked = []
+    for r in old.get("rows", []):
+        if "error" in r:
+            continue
+        match = [
+            n
+            for n in rows
+            if (n["stage"], n.get("resolution"), n.get("device"))
+            == (r["stage"], r["resolution"], r["device"])
+            and (n.get("batch"), n.get("variant")) == (r.get("batch"), r.get("variant"))
+            and "rate" in n
+        ]
+        for n in match[:1]:
+            n["vs_baseline"] = round(n["rate"] / r["rate"], 3)
+        marked.append(r | {"variant": f"{r['variant']} [baseline]", "baseline": str(settings.baseline)})
+    return marked
+
+
 def main(argv: list[str] | None = None) -> int:
     settings = parse_args(argv)
     if settings.markdown:
@@ -907,6 +964,8 @@ def main(argv: list[str] | None = None) -> int:
                 nvenc = media.extra.get("nvenc", nvenc)
             if stage == "inference":
                 forget_colorizers()
+    if settings.baseline is not None:
+        rows += baseline_rows(settings, rows)
     elapsed = time.perf_counter() - started
     print_table(rows, info)
     if nvenc is not None:

@@ -11,6 +11,7 @@ registry (:func:`chromaflow.core.registry.load`). The Y'CbCr steps every host sh
 """
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,20 +32,28 @@ from chromaflow.core.colour.ycbcr_join import (
 from chromaflow.core.device import Placement
 from chromaflow.core.errors import InputError, UsageError
 from chromaflow.core.hints import Hint, hint_tensors
+from chromaflow.core.mixing import MixRule, Models, members_of, mix_name
+from chromaflow.core.nets import builders
 from chromaflow.core.nets.colour_net import ColorNet
-from chromaflow.core.options import check_model_size
+from chromaflow.core.options import model_side
 
 __all__ = [
+    "DEFAULT_SIDE",
     "ColorNet",
     "Colorizer",
     "colorize_bgr",
     "eager_join_chroma",
     "join_in_gamut",
     "load_net",
+    "load_sided",
+    "model_work_size",
     "ycbcr_chroma",
     "ycbcr_lab",
     "ycbcr_lightness",
 ]
+
+
+DEFAULT_SIDE = 256  # the input side of a net that states none (what the Zhang nets were trained at)
 
 
 def load_net(model: str | Path | nn.Module, arch: str | None = None) -> nn.Module:
@@ -52,6 +61,47 @@ def load_net(model: str | Path | nn.Module, arch: str | None = None) -> nn.Modul
     if isinstance(model, nn.Module):
         return model
     return registry.load(model, arch, kind="colorizer")
+
+
+def load_sided(model: str | Path | nn.Module, arch: str | None = None) -> tuple[nn.Module, int]:
+    """A colour net (as :func:`load_net`) and the input side it runs at unless told otherwise.
+
+    The side is the registry entry's ``input_size`` for a name, the architecture's (``arch``, or the one the file
+    records) for a weights file, and a module's own ``input_size`` attribute for a module (else
+    :data:`DEFAULT_SIDE`). A file's architecture is read once and handed to the loader.
+    """
+    if isinstance(model, nn.Module):
+        side = getattr(model, "input_size", None)
+        return model, side if isinstance(side, int) and not isinstance(side, bool) else DEFAULT_SIDE
+    spec = registry.MODELS.get(str(model).strip().lower())
+    if spec is not None:
+        return registry.load(spec.name, kind="colorizer"), spec.input_size
+    path = Path(str(model)).expanduser()
+    if arch is None and path.is_file():
+        arch = builders.arch_of_file(path)
+    net = registry.load(model, arch, kind="colorizer")
+    return net, builders.builder_for(arch, "colorizer").input_size if arch else DEFAULT_SIDE
+
+
+def model_work_size(full: tuple[int, int], work: tuple[int, int], side: int) -> tuple[int, int]:
+    """The size of the L* an engine gives a model: its working size ``work`` of a ``full`` frame, unless that is
+    shorter than the model's input ``side`` and the frame is larger: then the frame scaled (never up) so that its
+    shorter side is ``side``. A 512-px model is not fed a 270-row working copy of a 1080p frame; a 256-px one on
+    16:9 frames of 480p and up keeps the working copy."""
+    if min(work) >= side or tuple(work) == tuple(full):
+        return work
+    scale = min(1.0, side / min(full))
+    return max(work[0], round(full[0] * scale)), max(work[1], round(full[1] * scale))
+
+
+@dataclass
+class ColourMember:
+    """One net of a Colorizer: its name, the module, the side its luma is resized to, whether it takes hints."""
+
+    name: str
+    net: nn.Module
+    size: int
+    accepts_hints: bool
 
 
 # ------------------------------------------------------------------------------------------ image samples
@@ -90,45 +140,89 @@ def _from_unit_float(x: np.ndarray, dtype: SampleType) -> np.ndarray:
 
 
 class Colorizer:
-    """Colorizes images and frames with one colour net.
+    """Colorizes images and frames with one colour net, or a mix of two.
 
-    ``model``: a registry name (``"base"``, ``"siggraph17"``, ``"eccv16"``), a ``.pt`` state_dict path (with
-    ``arch``), or an ``nn.Module`` following :class:`ColorNet`. ``size``: the square side the luma is resized to
-    (a multiple of 8; 256 is what the Zhang nets were trained at). ``batch_size`` bounds how many images go through
-    the net at once.
+    ``model``: a registry name (``"base"``, ``"siggraph17"``, ``"eccv16"``, ...), a ``.pt`` state_dict path (with
+    ``arch``), an ``nn.Module`` following :class:`ColorNet`, or two of these as ``"A+B"`` or ``("A", "B")``, whose
+    ab are combined by ``mix`` (:class:`~chromaflow.core.mixing.MixRule`, or a float: the first model's weight in a
+    mean; default an equal mean). ``size``: the square side the luma is resized to (a multiple of 8, >= 16); None
+    runs each net at its own default (:func:`load_sided`: 256 for the Zhang nets and ``base``).
+    ``render_factor``: DeOldify's spelling of the side, ``size = 16 * render_factor`` (not both). ``batch_size``
+    bounds how many images go through a net at once.
     """
 
     def __init__(
         self,
-        model: str | Path | nn.Module = "base",
+        model: Models = "base",
         device: str | torch.device | None = None,
         precision: str | None = None,
-        size: int = 256,
+        size: int | None = None,
         arch: str | None = None,
         batch_size: int = 8,
+        *,
+        render_factor: int | None = None,
+        mix: MixRule | float | None = None,
     ) -> None:
-        check_model_size(size)
+        side = model_side(size, render_factor)
         if batch_size < 1:
             raise UsageError("batch size must be at least 1")
+        members = members_of(model)
+        if len(members) == 1 and mix is not None:
+            raise UsageError(
+                "a mix rule combines two models: give the model as A+B (or a pair), or leave mix out"
+            )
+        self.mix: MixRule | None = None
+        if len(members) == 2:
+            self.mix = mix if isinstance(mix, MixRule) else MixRule(weight=0.5 if mix is None else mix)
         self.placement = Placement.resolve(device, precision)
-        self.size = size
         self.batch_size = batch_size
-        self.name = str(model) if not isinstance(model, nn.Module) else type(model).__name__
-        net = load_net(model, arch)
+        self.name = mix_name(members) if len(members) == 2 else _name_of(members[0])
         # channels-last lets cuDNN pick its tensor-core convolutions; on the CPU the default layout is as fast
         self.memory_format = (
             torch.channels_last if self.placement.device.type == "cuda" else torch.contiguous_format
         )
+        self.members = [self._member(m, arch, side) for m in members]
+        self.accepts_hints = any(m.accepts_hints for m in self.members)
+
+    def _member(self, model: str | Path | nn.Module, arch: str | None, size: int | None) -> ColourMember:
+        net, default = load_sided(model, arch)
         net = net.to(device=self.placement.device, dtype=self.placement.dtype)
-        self.net = net.to(memory_format=self.memory_format).eval()
-        self.accepts_hints = isinstance(net, ColorNet) and net.accepts_hints
+        net = net.to(memory_format=self.memory_format).eval()
+        hints = isinstance(net, ColorNet) and net.accepts_hints
+        return ColourMember(_name_of(model), net, default if size is None else size, hints)
+
+    @property
+    def net(self) -> nn.Module:
+        """The (first) net; settable, e.g. to a ``torch.compile`` of itself."""
+        return self.members[0].net
+
+    @net.setter
+    def net(self, module: nn.Module) -> None:
+        self.members[0].net = module
+
+    @property
+    def size(self) -> int:
+        """The (first) net's input side."""
+        return self.members[0].size
+
+    @property
+    def sizes(self) -> tuple[int, ...]:
+        """Every net's input side, in member order."""
+        return tuple(m.size for m in self.members)
+
+    @property
+    def side(self) -> int:
+        """The largest input side of its nets: engines give the Colorizer L* at least this large where the frame
+        allows (:func:`model_work_size`)."""
+        return max(self.sizes)
 
     # ----------------------------------------------------------------------------- the core step
 
     def _check_hints(self, hints: Sequence[Hint] | None) -> Sequence[Hint]:
         if hints and not self.accepts_hints:
+            what = "neither model of the mix takes" if len(self.members) > 1 else "does not take"
             raise UsageError(
-                f"model {self.name} does not take colour hints; use a hint-aware model (siggraph17 or base)"
+                f"model {self.name} {what} colour hints; use a hint-aware model (siggraph17 or base)"
             )
         return hints or ()
 
@@ -142,19 +236,30 @@ class Colorizer:
         caller working on a reduced copy of a frame passes the full frame's size and its hints unchanged.
         """
         hints = self._check_hints(hints)
+        height, width = l.shape[-2:]
+        l = l.to(device=self.placement.device, dtype=torch.float32)
+        where = hint_size or (height, width)
+        abs_ = [self._member_ab(m, l, hints if m.accepts_hints else (), where) for m in self.members]
+        if self.mix is None:
+            return abs_[0]
+        return self.mix.combine(abs_[0], abs_[1])
+
+    def _member_ab(
+        self, member: ColourMember, l: Tensor, hints: Sequence[Hint], hint_size: tuple[int, int]
+    ) -> Tensor:
+        """One net's ab at ``l``'s size: L* resized to the net's side, run in batches, ab resized back."""
         dev, dtype = self.placement.device, self.placement.dtype
         n, _, height, width = l.shape
-        l = l.to(device=dev, dtype=torch.float32)
-        side = (self.size, self.size)
+        side = (member.size, member.size)
         small = l if (height, width) == side else F.interpolate(l, side, mode="bilinear", antialias=True)
-        ab_hint, mask = hint_tensors(hints, hint_size or (height, width), side, device=dev, dtype=dtype)
+        ab_hint, mask = hint_tensors(hints, hint_size, side, device=dev, dtype=dtype)
         outputs = []
         for start in range(0, n, self.batch_size):
             chunk = (
                 small[start : start + self.batch_size].to(dtype).contiguous(memory_format=self.memory_format)
             )
             k = chunk.shape[0]
-            ab = self.net(chunk, ab_hint.expand(k, -1, -1, -1), mask.expand(k, -1, -1, -1))
+            ab = member.net(chunk, ab_hint.expand(k, -1, -1, -1), mask.expand(k, -1, -1, -1))
             outputs.append(ab.float())
         ab_small = torch.cat(outputs)
         if tuple(ab_small.shape[-2:]) == (height, width):
@@ -273,6 +378,10 @@ class Colorizer:
         if is_numpy:
             return cb.numpy(), cr.numpy()
         return cb, cr
+
+
+def _name_of(model: str | Path | nn.Module) -> str:
+    return type(model).__name__ if isinstance(model, nn.Module) else str(model)
 
 
 def colorize_bgr(frame: np.ndarray, colorizer: Colorizer) -> np.ndarray:

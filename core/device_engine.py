@@ -6,7 +6,9 @@ come down:
 
 1. Y' codes -> L* through a table of the format's code values (:func:`~chromaflow.core.colorizer.ycbcr_lightness`);
 2. L* -> the working resolution (longer side ``params.max_side``, area averaging, as the CPU video engine does);
-3. the net at its input size (:meth:`Colorizer.predict_ab`, batched, reduced precision and channels-last on CUDA);
+3. the net at its input size (:meth:`Colorizer.predict_ab`, batched, reduced precision and channels-last on CUDA;
+   from a larger shrink of the frame where the working copy is shorter than the net's side, then shrunk back,
+   :func:`~chromaflow.core.colorizer.model_work_size`, as the video engine does);
 4. edge-aware upsampling of ab to full resolution: the fast guided filter of :mod:`chromaflow.core.transfer.guided`,
    written on torch (box means with the same reflected borders as ``cv2.BORDER_REFLECT``);
 5. the in-gamut join and the conversion to subsampled, quantized chroma
@@ -31,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from chromaflow.core.colorizer import Colorizer, ycbcr_chroma, ycbcr_lightness
+from chromaflow.core.colorizer import Colorizer, model_work_size, ycbcr_chroma, ycbcr_lightness
 from chromaflow.core.colour import Siting, YCbCrFormat
 from chromaflow.core.errors import InputError, UsageError
 from chromaflow.core.flow import working_size
@@ -149,7 +151,11 @@ class DeviceColorizer:
         extra: dict[str, Any] = (
             {"hints": list(self.hints), "hint_size": (height, width)} if self.hints else {}
         )
-        ab_work = self.colorizer.predict_ab(l_work, **extra)
+        model = model_work_size((int(height), int(width)), work, self.colorizer.side)  # as the video engine
+        if model == work:
+            ab_work = self.colorizer.predict_ab(l_work, **extra)
+        else:
+            ab_work = area_shrink(self.colorizer.predict_ab(area_shrink(l_full, model), **extra), work)
         if self.params.guided_radius <= 0:
             if tuple(ab_work.shape[-2:]) == (height, width):
                 return ab_work

@@ -1,10 +1,12 @@
-"""Face detection on video frames of any size: OpenCV's Haar cascade (built in) or BlazeFace (when its weights are
-present). Boxes come back in frame pixels as ``(x0, y0, x1, y1)`` with a score in [0, 1].
+"""Face detection on video frames of any size: OpenCV's Haar cascade (built in), BlazeFace or MTCNN (when their
+weights are present). Boxes come back in frame pixels as ``(x0, y0, x1, y1)`` with a score in [0, 1].
 
 Large frames: the Haar cascade scans its own scale pyramid on a frame shrunk just enough that the smallest wanted
 face still covers the cascade's 24-pixel window; BlazeFace (which only finds faces within a band of sizes of its
 128 x 128 input, :data:`BLAZE_MIN_FRACTION` to :data:`BLAZE_MAX_FRACTION` of its side) runs on a pyramid of
-overlapping square tiles, one level per octave of face size, merged by NMS.
+overlapping square tiles, one level per octave of face size, merged by NMS. MTCNN
+(:mod:`chromaflow.core.nets.mtcnn`) builds its own image pyramid whose first level maps the smallest wanted face
+onto its 12-pixel window, so it takes frames of any size as they are.
 """
 
 from collections.abc import Sequence
@@ -18,7 +20,7 @@ import numpy as np
 from chromaflow.core.errors import InputError, ModelError, UsageError
 
 Box = tuple[float, float, float, float]
-Backend = Literal["haar", "blazeface", "auto"]
+Backend = Literal["haar", "blazeface", "mtcnn", "auto"]
 HAAR_FILE = "haarcascade_frontalface_default.xml"
 HAAR_WINDOW = 24  # the frontal-face cascade's training window, pixels
 BLAZE_MIN_FRACTION = 0.13  # smallest face (fraction of the 128 input) BlazeFace finds reliably
@@ -115,8 +117,10 @@ class FaceDetector:
     """Faces in RGB uint8 frames, boxes in frame pixels.
 
     ``backend``: ``"haar"`` (OpenCV cascade, always available), ``"blazeface"`` (needs weights: paths, or the
-    registry names ``blazeface`` and ``blazeface-anchors``) or ``"auto"`` (BlazeFace when its weights are found,
-    else Haar). ``min_size``: smallest face side in frame pixels. ``min_score``: drop weaker detections.
+    registry names ``blazeface`` and ``blazeface-anchors``), ``"mtcnn"`` (needs facenet-pytorch's three nets: a
+    folder holding ``pnet.pt``, ``rnet.pt`` and ``onet.pt``, or the registry's ``mtcnn-*``; keypoints are its five
+    landmarks) or ``"auto"`` (BlazeFace when its weights are found, else Haar). ``min_size``: smallest face side in
+    frame pixels (MTCNN searches from this size up). ``min_score``: drop weaker detections.
     """
 
     def __init__(
@@ -127,26 +131,32 @@ class FaceDetector:
         min_score: float | None = None,
         blazeface_weights: str | Path | None = None,
         blazeface_anchors: str | Path | None = None,
+        mtcnn_weights: str | Path | None = None,
         device: str | None = "cpu",
         haar_neighbors: int = 5,
         haar_scale_factor: float = 1.1,
         max_faces: int = 16,
     ) -> None:
-        if backend not in ("haar", "blazeface", "auto"):
-            raise UsageError(f"unknown face detector {backend!r}: use haar, blazeface or auto")
+        if backend not in ("haar", "blazeface", "mtcnn", "auto"):
+            raise UsageError(f"unknown face detector {backend!r}: use haar, blazeface, mtcnn or auto")
         if min_size < 8:
             raise UsageError(f"min_size must be at least 8 pixels, got {min_size}")
         self.min_size = int(min_size)
         self.max_faces = max_faces
         self._haar: cv2.CascadeClassifier | None = None
         self._blaze: Any = None
+        self._mtcnn: Any = None
+        if backend == "mtcnn":
+            self._mtcnn = _load_mtcnn(mtcnn_weights, device, self.min_size)
         if backend in ("blazeface", "auto"):
             try:
                 self._blaze = _load_blazeface(blazeface_weights, blazeface_anchors, device)
             except ModelError:
                 if backend == "blazeface":
                     raise
-        self.backend: str = "blazeface" if self._blaze is not None else "haar"
+        self.backend: str = "haar"
+        if self._mtcnn is not None or self._blaze is not None:
+            self.backend = "mtcnn" if self._mtcnn is not None else "blazeface"
         if self.backend == "haar":
             self._haar = _load_haar()
         self.haar_neighbors = haar_neighbors
@@ -162,10 +172,13 @@ class FaceDetector:
         return self.detect_batch([frame])[0]
 
     def detect_batch(self, frames: Sequence[Any]) -> list[list[Face]]:
-        """Faces for each frame of a batch (BlazeFace runs all tiles of all frames in one pass)."""
+        """Faces for each frame of a batch (BlazeFace runs all tiles of all frames in one pass, MTCNN each net on
+        all frames of one size)."""
         rgb = [as_rgb_frame(f) for f in frames]
         if self.backend == "blazeface":
             found = self._detect_blazeface(rgb)
+        elif self.backend == "mtcnn":
+            found = self._detect_mtcnn(rgb)
         else:
             found = [self._detect_haar(f) for f in rgb]
         return [self.finish(faces, f.shape) for faces, f in zip(found, rgb, strict=True)]
@@ -247,6 +260,19 @@ class FaceDetector:
                     raw[i].append(Face(box, d.score, kps))
         return [merge_tile_faces(raw[i], self.tiles(*frame.shape[:2])) for i, frame in enumerate(frames)]
 
+    # --- MTCNN ------------------------------------------------------------------------------------------------
+    def _detect_mtcnn(self, frames: list[np.ndarray]) -> list[list[Face]]:
+        out = []
+        for found in self._mtcnn.detect(frames):
+            faces = []
+            for box, prob, marks in zip(found.boxes, found.probs, found.landmarks, strict=True):
+                kps = tuple((float(x), float(y)) for x, y in marks)
+                faces.append(
+                    Face((float(box[0]), float(box[1]), float(box[2]), float(box[3])), float(prob), kps)
+                )
+            out.append(faces)
+        return out
+
 
 def merge_tile_faces(raw: list[Face], tiles: Sequence[tuple[int, int, int]]) -> list[Face]:
     """One frame's BlazeFace tile detections (in frame pixels) merged: clusters of the same face, each kept when
@@ -319,3 +345,18 @@ def _load_blazeface(weights: str | Path | None, anchors: str | Path | None, devi
         weights = weights or registry.weights_path("blazeface")
         anchors = anchors or registry.weights_path("blazeface-anchors")
     return blazeface.load_blazeface(weights, anchors, device=dev)
+
+
+def _load_mtcnn(weights: str | Path | None, device: str | None, min_size: int) -> Any:
+    """MTCNN from a folder holding facenet-pytorch's ``pnet.pt``, ``rnet.pt`` and ``onet.pt``, or from the registry's
+    verified ``mtcnn-pnet``, ``mtcnn-rnet`` and ``mtcnn-onet``."""
+    from chromaflow.core.device import resolve_device
+    from chromaflow.core.nets import mtcnn
+
+    if weights is not None:
+        paths = [Path(weights) / f"{net}.pt" for net in ("pnet", "rnet", "onet")]
+    else:
+        from chromaflow.core import registry
+
+        paths = [registry.weights_path(f"mtcnn-{net}") for net in ("pnet", "rnet", "onet")]
+    return mtcnn.load_mtcnn(*paths, device=resolve_device(device), min_face=min_size)

@@ -220,6 +220,18 @@ def warp(image: NDArray[np.generic], flow: NDArray[np.generic]) -> NDArray[np.fl
     return np.asarray(out, dtype=np.float32).reshape(img.shape)
 
 
+def compose_flow(first: NDArray[np.generic], second: NDArray[np.generic]) -> F32:
+    """The flow of two steps in one: ``first`` maps frame a's pixels into frame b, ``second`` b's into c; the
+    result maps a's pixels into c (``first(x) + second(x + first(x))``, bilinear, replicated border).
+
+    Lets a chain of consecutive flows stand for the flow between frames further apart (one DIS per frame pair
+    instead of one per pair of frames in a window); where a link is wrong the forward-backward check of the
+    composed flows sees it.
+    """
+    f = _check_flow(first)
+    return np.ascontiguousarray(f + warp(_check_flow(second), f), dtype=np.float32)
+
+
 def inside_mask(flow: NDArray[np.generic]) -> NDArray[np.bool_]:
     """True where ``x + flow`` lands inside the source frame (``0 <= x' <= W-1``, ``0 <= y' <= H-1``)."""
     f = _check_flow(flow)

@@ -26,6 +26,7 @@ from torch import nn
 from chromaflow.core import registry
 from chromaflow.core.errors import UsageError
 from chromaflow.core.faces import FaceDetector
+from chromaflow.core.mixing import MixRule, Models, is_mix, mix_rule
 from chromaflow.core.overlay import OverlayStyle
 from chromaflow.core.scenecut import DEFAULT_THRESHOLD, SceneCutDetector
 from chromaflow.core.temporal.params import SmoothingParams
@@ -34,14 +35,19 @@ from chromaflow.core.transfer import AbPredictor, PropagationParams, check_trans
 
 if TYPE_CHECKING:
     from chromaflow.core.colorizer import Colorizer
-    from chromaflow.core.deepfake import CropSpec
+    from chromaflow.core.deepfake import CropSpec, MarginCrop
 
 COLORIZE_ENGINES: tuple[str, ...] = ("auto", "device", "video")
 ANALYSIS_ENGINES: tuple[str, ...] = ("auto", "device", "host")
-FACE_DETECTORS: tuple[str, ...] = ("haar", "blazeface", "auto")
-CLASSIFIERS: tuple[str, ...] = tuple(n for n in registry.names() if registry.get_spec(n).kind == "classifier")
+FACE_DETECTORS: tuple[str, ...] = ("haar", "blazeface", "mtcnn", "auto")
+CLASSIFIERS: tuple[str, ...] = tuple(
+    n for n in registry.names() if registry.get_spec(n).kind == "classifier"
+) + tuple(registry.ENSEMBLES)
 Smoothing = Literal["ema", "median", "none"]
-Aggregate = Literal["confident", "mean"]
+# the video score: "confident" (ours, for clips of any length), "dfdc" (the DFDC winners' confident strategy, on raw
+# face scores per model), "mean" and "median" of the frame scores; see chromaflow.core.deepfake_results
+Aggregate = Literal["confident", "dfdc", "mean", "median"]
+AGGREGATES: tuple[str, ...] = ("confident", "dfdc", "mean", "median")
 Engine = Literal["auto", "device", "host"]
 
 
@@ -71,9 +77,31 @@ def _whole(value: object, minimum: int) -> bool:
 # mode's check is the transfer package's own, chromaflow.core.transfer.modes)
 
 
-def check_model_size(size: int) -> None:
-    if not _whole(size, 16) or size % 8:
+def check_model_size(size: int | None) -> None:
+    """A model input side: None (the model's own) or a multiple of 8 of at least 16."""
+    if size is not None and (not _whole(size, 16) or size % 8):
         raise UsageError(f"--size {size} is not usable: the model input side must be a multiple of 8, >= 16")
+
+
+def model_side(size: int | None, render_factor: int | None) -> int | None:
+    """The side a run gives its model(s): ``size``, or DeOldify's ``16 * render_factor``; None: each model's own.
+
+    Giving both is refused (they say the same thing twice and could disagree).
+    """
+    check_model_size(size)
+    if render_factor is None:
+        return size
+    if size is not None:
+        raise UsageError(
+            f"--size {size} and --render-factor {render_factor} both set the model side (size = 16 x render "
+            "factor); give one of them"
+        )
+    if not _whole(render_factor, 1):
+        raise UsageError(
+            f"--render-factor {render_factor!r} is not usable: give a whole number >= 1 (side = 16 x N; "
+            "DeOldify's defaults are 35 for artistic and stable, 21 for video)"
+        )
+    return 16 * render_factor
 
 
 def check_colorize_engine(engine: str) -> None:
@@ -107,6 +135,13 @@ def check_colour_sources(colorizer: object, has_references: bool, has_hints: boo
         raise UsageError("colour hints need a colour model (a Colorizer); give one, or leave hints out")
 
 
+def _classifier_given(classifier: str | Path) -> bool:
+    """A registered classifier name, or a weights file that exists."""
+    if isinstance(classifier, str) and classifier.strip().lower() in CLASSIFIERS:
+        return True
+    return Path(classifier).expanduser().is_file()
+
+
 # ---------------------------------------------------------------------------------------------- the verbs
 
 
@@ -114,12 +149,16 @@ def check_colour_sources(colorizer: object, has_references: bool, has_hints: boo
 class ColorizeOptions:
     """The options of ``colorize`` (and VapourSynth's ``transfer``, which is colorize without a model)."""
 
-    model: "str | Path | nn.Module | Colorizer | None" = (
-        "base"  # name, .pt file or net; None: references only
+    model: "Models | Colorizer | None" = (
+        "base"  # name, .pt file or net, or two as "A+B" / ("A", "B") (a mix); None: references only
     )
     device: str | None = None  # where the model runs: auto, cpu, cuda, cuda:N (None: $CHROMAFLOW_DEVICE)
     precision: str | None = None  # model precision: auto, fp32, fp16 or bf16 (None: the device's best)
-    size: int = 256  # the model's input side in pixels (a multiple of 8, >= 16)
+    size: int | None = None  # model input side in pixels (a multiple of 8, >= 16); None: the model's own
+    render_factor: int | None = None  # DeOldify's spelling of the side: 16 x render_factor (not with size)
+    mix: float | None = None  # two models, mean rule: the first model's weight in [0, 1] (None: 0.5)
+    mix_rule: str | None = None  # two models: "mean" or "saturated" (more saturated wins; None: mean)
+    mix_softness: float | None = None  # saturated rule: blend width in ab units (None: 0, a per-pixel pick)
     batch_size: int = 8  # frames per model batch (fixed blocks: results do not depend on access order)
     transfer: str = "auto"  # how reference keyframes reach other frames, one of MODES
     smooth: int = 2  # temporal smoothing radius in frames against colour flicker (0 = off)
@@ -130,7 +169,8 @@ class ColorizeOptions:
     params: PropagationParams = field(default_factory=PropagationParams)  # working size, propagation tuning
 
     def __post_init__(self) -> None:
-        check_model_size(self.size)
+        model_side(self.size, self.render_factor)
+        self.mix_rule_of()
         if not _whole(self.batch_size, 1):
             raise UsageError(f"batch size must be at least 1, got {self.batch_size!r}")
         check_transfer_mode(self.transfer)
@@ -144,13 +184,33 @@ class ColorizeOptions:
         """The run's one scene-cut detector (None when detection is off)."""
         return cut_detector(self.scene_cut_threshold, self.detect_cuts)
 
-    def new_colorizer(self) -> "Colorizer | None":
-        """A :class:`~chromaflow.core.colorizer.Colorizer` for ``model`` (itself when it is one; None without)."""
+    def mix_rule_of(self) -> MixRule | None:
+        """The rule combining a mix's two models (None for one model); mix options without a mix are refused."""
+        pair = self.model is not None and is_mix(self.model)
+        if not pair:
+            if (self.mix, self.mix_rule, self.mix_softness) != (None, None, None):
+                raise UsageError(
+                    "--mix, --mix-rule and --mix-softness combine two models: give the model as A+B "
+                    "(VapourSynth and Python: model=('A', 'B')), or leave them out"
+                )
+            return None
+        return mix_rule(self.mix, self.mix_rule, self.mix_softness)
+
+    def new_colorizer(self, arch: str | None = None) -> "Colorizer | None":
+        """A :class:`~chromaflow.core.colorizer.Colorizer` for ``model`` (itself when it is one; None without);
+        ``arch``: the architecture of a weights file that does not record it."""
         from chromaflow.core.colorizer import Colorizer
 
         if self.model is None or isinstance(self.model, Colorizer):
             return self.model
-        return Colorizer(self.model, device=self.device, precision=self.precision, size=self.size)
+        return Colorizer(
+            self.model,
+            device=self.device,
+            precision=self.precision,
+            size=model_side(self.size, self.render_factor),
+            arch=arch,
+            mix=self.mix_rule_of(),
+        )
 
 
 @dataclass(frozen=True)
@@ -183,21 +243,24 @@ class DeepfakeOptions:
     """The options of ``deepfake``: the scorer's (detector to aggregate) and the hosts' (overlay, sampling)."""
 
     detector: str | FaceDetector = (
-        "haar"  # haar, blazeface, auto (BlazeFace if its weights exist), a detector
+        "haar"  # haar, blazeface, mtcnn, auto (BlazeFace if its weights exist), a detector
     )
-    classifier: str | nn.Module = "meso4-df"  # a registry classifier (CLASSIFIERS) or a loaded MesoNet
+    classifier: str | Path | nn.Module = "meso4-df"  # a name of CLASSIFIERS, a weights file or a net
     classifier_path: str | Path | None = None  # the classifier's weights from this file instead
     classifier_name: str | None = None  # the name reported for a classifier given as a module
+    classifier_arch: str | None = None  # the architecture of a classifier file (None: the one it records)
     device: str | None = None  # where the nets run: auto, cpu, cuda, cuda:N
+    precision: str | None = None  # classifier: auto, fp32, fp16, bf16 (None: the classifier's default)
+    threshold: float = 0.5  # scores at or above read FAKE (verdicts, overlay labels, sidecars)
     smoothing: Smoothing = "ema"  # per-track smoothing of scores over time: ema, median or none
     alpha: float = 0.5  # EMA weight of the newest score, in (0, 1]
     window: int = 5  # running-median length in scores (>= 1)
-    aggregate: Aggregate = "confident"  # the video score finish() reports: confident (DFDC-style) or mean
+    aggregate: Aggregate = "confident"  # the video score finish() reports, one of AGGREGATES
     min_face: int = 80  # smallest face side in frame pixels the built-in detectors report
     min_track: int = 1  # report a face once its track was seen in this many scored frames (3 hides blips)
     engine: Engine = "auto"  # where faces are found and classified: auto, device (BlazeFace) or host
     max_batch: int = 64  # face crops per classifier call
-    crop: "CropSpec | None" = None  # crop framing around a face box (None: the detector's own, CROP_SPECS)
+    crop: "CropSpec | MarginCrop | None" = None  # crop rule (None: the classifier's own, else the detector's)
     overlay: bool = True  # draw boxes and scores into the output frames
     style: OverlayStyle | None = None  # drawing style of the overlay (None: OverlayStyle())
     every: int = 1  # score every N-th frame; the frames between show the last result
@@ -205,12 +268,19 @@ class DeepfakeOptions:
 
     def __post_init__(self) -> None:
         if isinstance(self.detector, str) and self.detector not in FACE_DETECTORS:
-            raise UsageError(f"unknown face detector {self.detector!r}: use haar or blazeface")
-        if isinstance(self.classifier, str) and self.classifier not in CLASSIFIERS:
-            raise UsageError(f"unknown classifier {self.classifier!r}: use one of {', '.join(CLASSIFIERS)}")
+            raise UsageError(f"unknown face detector {self.detector!r}: use {', '.join(FACE_DETECTORS)}")
+        if isinstance(self.classifier, str | Path) and not _classifier_given(self.classifier):
+            raise UsageError(
+                f"unknown classifier {str(self.classifier)!r}: use one of {', '.join(CLASSIFIERS)}, or a weights "
+                "file with its architecture (--classifier FILE --arch ARCH)"
+            )
         check_score_smoothing(self.smoothing, self.alpha, self.window)
-        if self.aggregate not in ("confident", "mean"):
-            raise UsageError(f"unknown video aggregate {self.aggregate!r}: use confident or mean")
+        if self.aggregate not in AGGREGATES:
+            raise UsageError(f"unknown video aggregate {self.aggregate!r}: use {', '.join(AGGREGATES)}")
+        if isinstance(self.threshold, bool) or not isinstance(self.threshold, int | float):
+            raise UsageError(f"the FAKE/REAL threshold must be a number in (0, 1), got {self.threshold!r}")
+        if not 0.0 < self.threshold < 1.0:
+            raise UsageError(f"the FAKE/REAL threshold must be in (0, 1), got {self.threshold}")
         if not _whole(self.min_track, 1):
             raise UsageError(f"min_track must be a whole number of frames >= 1, got {self.min_track!r}")
         check_analysis_engine(self.engine)
@@ -222,3 +292,7 @@ class DeepfakeOptions:
             raise UsageError(f"every must be at least 1 (1 scores every frame), got {self.every!r}")
         if not _whole(self.batch_size, 1):
             raise UsageError(f"the scoring batch size must be at least 1, got {self.batch_size!r}")
+
+    def overlay_style(self) -> OverlayStyle:
+        """The overlay's style: ``style`` when given, else the default one labelling FAKE from ``threshold``."""
+        return self.style or OverlayStyle(fake_label_from=self.threshold)

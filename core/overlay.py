@@ -1,6 +1,6 @@
 """Deepfake overlays on RGB uint8 frames: a box per face coloured by its fake score (green, amber, red), a label
 such as ``FAKE 87%`` or ``REAL 12%`` (the percentage is the fake score unless ``percent="confidence"``), the track id,
-an optional score bar, and an optional frame-score bar. Sizes scale with the frame (480p to 4K); everything is
+an optional score bar, an optional frame-score bar, and a caption naming the classifier that made the scores. Sizes scale with the frame (480p to 4K); everything is
 clamped so nothing is drawn outside the frame."""
 
 from collections.abc import Sequence
@@ -92,8 +92,11 @@ def draw_overlay(
     style: OverlayStyle | None = None,
     frame_score: float | None = None,
     inplace: bool = False,
+    caption: str | None = None,
 ) -> np.ndarray:
-    """Draw ``faces`` onto ``frame`` (RGB uint8 HxWx3); returns the drawn frame (a copy unless ``inplace``)."""
+    """Draw ``faces`` onto ``frame`` (RGB uint8 HxWx3); returns the drawn frame (a copy unless ``inplace``).
+
+    ``caption`` (e.g. the classifier's name) is written in the bottom-right corner when faces are drawn."""
     style = style or OverlayStyle()
     img = as_rgb_frame(frame)
     if not inplace or img is not frame:
@@ -128,6 +131,8 @@ def draw_overlay(
                 face.score,
                 colour,
             )
+    if caption and faces:
+        _caption(img, caption, style, font_scale * 0.7, font_thick, pad)
     if style.show_frame_bar and frame_score is not None:
         margin = max(2, round(16 * unit))
         bar_h = max(3, round(14 * unit))
@@ -135,6 +140,20 @@ def draw_overlay(
             img, (margin, h - margin - bar_h, w // 3, h - margin), frame_score, colour_for(frame_score, style)
         )
     return img
+
+
+def _caption(img: np.ndarray, text: str, style: OverlayStyle, scale: float, thick: int, pad: int) -> None:
+    """``text`` on a dark band in the bottom-right corner (left out when the frame is too small for it)."""
+    h, w = img.shape[:2]
+    (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
+    x0, y0 = w - tw - 3 * pad, h - th - base - 3 * pad
+    if x0 < 0 or y0 < 0:
+        return
+    img[y0 : h - pad, x0 : w - pad] = (img[y0 : h - pad, x0 : w - pad] * 0.35).astype(np.uint8)
+    cv2.putText(
+        img, text, (x0 + pad, h - 2 * pad - base), cv2.FONT_HERSHEY_SIMPLEX, scale, style.text_colour, thick,
+        cv2.LINE_AA,
+    )  # fmt: skip
 
 
 def _bar(img: np.ndarray, rect: tuple[int, int, int, int], value: float, colour: Colour) -> None:

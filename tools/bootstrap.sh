@@ -33,4 +33,6 @@ if [ ! -x .venv/bin/python ] || ! is_ok .venv/bin/python; then
 fi
 echo "bootstrap: installing chromaflow and its test extras into .venv" >&2
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[test]"
+echo "bootstrap: installing the authors' reference code the fidelity tests compare against (tools/test-oracles.txt)" >&2
+.venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -r tools/test-oracles.txt
 touch .venv/.installed

@@ -3,20 +3,23 @@
 
 Sources: Debian packages (``apt-get download`` + ``dpkg -x``, nothing is installed) and scikit-image's sample
 images. Each file's licence is looked up in its package's machine-readable copyright file (DEP-5: the last
-``Files:`` stanza that matches wins); files under licences outside ``ALLOWED_LICENCES`` are skipped.
+``Files:`` stanza that matches wins); files under licences outside ``ALLOWED_LICENCES`` are skipped. Where another
+package ships the same photo at a higher resolution (``endless-sky-high-dpi``), that copy is taken instead.
 Output (under ``--out``, default ``~/.cache/chromaflow/training-data``)::
 
     images/<source>__<name>.jpg   shorter side --short-side px (default 320), JPEG quality 92
     attribution.tsv               file, source package, version, original path, licence, copyright holder
-    training-data.tar             the two above in one archive (with --archive)
+    summary.json                  per source: images kept, and dropped by each filter (and as duplicates)
+    training-data.tar             images and attribution.tsv in one archive (with --archive)
 
 Never point this at ../shared: that data is for evaluation only.
-Usage: ``python tools/fetch_training_data.py [--out DIR] [--short-side N] [--archive]``.
+Usage: ``python tools/fetch_training_data.py [--out DIR] [--short-side N] [--archive] [--source PACKAGE ...]``.
 """
 
 import argparse
 import fnmatch
 import hashlib
+import json
 import re
 import subprocess
 import sys
@@ -40,6 +43,15 @@ ALLOWED_LICENCES = re.compile(
 
 
 @dataclass(frozen=True)
+class Larger:
+    """A package with some of a source's photos at a higher resolution: ``path`` names the counterpart of a file,
+    with ``{stem}`` and ``{suffix}`` standing for that file's name parts. Files without one keep the original."""
+
+    package: str
+    path: str
+
+
+@dataclass(frozen=True)
 class Source:
     """One Debian package and where its photographs are (globs relative to the unpacked root)."""
 
@@ -47,6 +59,9 @@ class Source:
     globs: tuple[str, ...]
     kind: str = "file"  # "file": image files; "rcc": Qt resource bundles; "edj": EET containers with JPEGs
     default_licence: str = ""  # used when the copyright file names no licence for a file
+    larger: Larger | None = None
+    # File names (globs) of drawings saved as JPEG: their compression noise defeats the cartoon test.
+    drawings: tuple[str, ...] = ()
 
 
 SOURCES: tuple[Source, ...] = (
@@ -60,6 +75,7 @@ SOURCES: tuple[Source, ...] = (
                 "explore_farm_animals",
                 "explore_monuments",
                 "categorization",
+                "explore_world_music",
             )
         ),
         "rcc",
@@ -77,6 +93,32 @@ SOURCES: tuple[Source, ...] = (
     Source("mate-backgrounds", ("usr/share/backgrounds/**/*",)),
     Source("ukui-wallpapers", ("usr/share/backgrounds/**/*",)),
     Source("libjxl-testdata", ("usr/share/libjxl-testdata/jxl/flower/*.png", "**/wesaturate/500px/*.png")),
+    # Endless Sky's landing scenes: photos, 720 x 360; the high-dpi package has each one at 1440 x 720 as NAME@2x.
+    Source(
+        "endless-sky-data",
+        ("usr/share/games/endless-sky/images/land/*.jpg",),
+        larger=Larger(
+            "endless-sky-high-dpi",
+            "usr/share/games/endless-sky/plugins/endless-sky-high-dpi/images/land/{stem}@2x{suffix}",
+        ),
+    ),
+    # Scratch 1.4's stage backgrounds: photos, and a few drawings (its GIFs are palette drawings and are not read).
+    Source(
+        "scratch",
+        tuple(
+            f"usr/share/scratch/Media/Backgrounds/{d}/*" for d in ("Nature", "Outdoors", "Indoors", "Sports")
+        ),
+        drawings=(
+            "basketball-court2.png",
+            "chalkboard.jpg",
+            "party-room.jpg",
+            "room1.jpg",
+            "room2.jpg",
+            "school2.jpg",
+            "spotlight-stage.jpg",
+            "woods-and-bench.jpg",
+        ),
+    ),
 )
 
 # scikit-image samples and their licences, as their docstrings in skimage.data state them.
@@ -101,6 +143,7 @@ class Candidate:
     licence: str
     holder: str
     image: np.ndarray  # BGR uint8
+    drop: str = ""  # a reason to skip it known before looking at the pixels ("drawing")
 
 
 # ---------------------------------------------------------------------------------------------- licences
@@ -108,7 +151,9 @@ class Candidate:
 
 def parse_dep5(text: str) -> list[tuple[list[str], str, str]]:
     """Stanzas of a DEP-5 copyright file (or a GCompris resource README, which uses the same fields) as
-    ``(file patterns, licence short name, copyright holder)``. Continuation lines extend the previous field."""
+    ``(file patterns, licence short name, copyright holder)``. Continuation lines extend the previous field.
+    A public-domain stanza's licence text says where the files came from ("Taken from unsplash.com ..."): its
+    first sentence joins the holder, since "Copyright: Various" alone credits no one."""
     stanzas = []
     for block in re.split(r"\n\s*\n", text):
         first: dict[str, str] = {}
@@ -128,6 +173,10 @@ def parse_dep5(text: str) -> list[tuple[list[str], str, str]]:
             holder = " ".join(rest.get("copyright", []))[:160]
             if first.get("source"):
                 holder += f" ({first['source']})"
+            origin = " ".join(rest.get("license", [])[1:])
+            if origin and re.fullmatch(r"public[- ]domain|pd", licence, re.IGNORECASE):
+                first_sentence = re.split(r"(?<=[.;])\s", origin, maxsplit=1)[0]
+                holder += f"; {first_sentence[:120]}"
             patterns = [p for item in rest["files"] for p in item.split()]
             stanzas.append((patterns, licence, holder))
     return stanzas
@@ -197,44 +246,92 @@ def decode(data: bytes) -> np.ndarray | None:
     return img
 
 
+def file_items(source: Source, root: Path, file: Path) -> Iterator[tuple[str, str, bytes]]:
+    """``(name in the attribution list, path to look its licence up by, bytes)`` for each image in ``file``."""
+    rel = str(file.relative_to(root))
+    if source.kind == "rcc":
+        for path, data in iter_rcc(file.read_bytes()):
+            if path.endswith(".webp"):
+                yield f"{rel}:{path}", path, data
+    elif source.kind == "edj":
+        for i, data in enumerate(jpegs_in(file.read_bytes())):
+            yield f"{rel}#{i}", rel, data
+    elif file.suffix.lower() in IMAGE_SUFFIXES:
+        yield rel, rel, file.read_bytes()
+
+
+def rcc_readmes(blob: bytes) -> dict[str, list[tuple[list[str], str, str]]]:
+    """The stanzas of each README in a GCompris bundle, by folder: they name the licences of that folder's files."""
+    return {
+        p.rsplit("/", 1)[0]: parse_dep5(d.decode("utf-8", "replace"))
+        for p, d in iter_rcc(blob)
+        if p.endswith("/README")
+    }
+
+
+def readme_licence(readmes: dict[str, list[tuple[list[str], str, str]]], path: str) -> tuple[str, str]:
+    """The licence a bundle's README gives ``path`` (the nearest folder's first), or ``("", "")``."""
+    folder = path
+    while "/" in folder:
+        folder = folder.rsplit("/", 1)[0]
+        if folder in readmes:
+            own = licence_for(readmes[folder], path[len(folder) + 1 :], "")
+            if own[0]:
+                return own
+    return "", ""
+
+
+def copyright_stanzas(root: Path, package: str) -> list[tuple[list[str], str, str]]:
+    copyright_file = root / "usr/share/doc" / package / "copyright"
+    return parse_dep5(copyright_file.read_text(errors="replace")) if copyright_file.exists() else []
+
+
+def larger_copy(source: Source, work: Path) -> tuple[Path, str, list[tuple[list[str], str, str]]] | None:
+    """The unpacked root, version and copyright stanzas of ``source.larger``; None (with a note) if unavailable."""
+    if source.larger is None:
+        return None
+    try:
+        root, version = unpack(source.larger.package, work)
+    except (subprocess.CalledProcessError, OSError) as err:
+        print(
+            f"{source.larger.package}: unavailable ({err}); using {source.package}'s own sizes",
+            file=sys.stderr,
+        )
+        return None
+    return root, version, copyright_stanzas(root, source.larger.package)
+
+
 def candidates_from(source: Source, work: Path) -> Iterator[Candidate]:
     root, version = unpack(source.package, work)
-    copyright_file = root / "usr/share/doc" / source.package / "copyright"
-    stanzas = parse_dep5(copyright_file.read_text(errors="replace")) if copyright_file.exists() else []
+    stanzas = copyright_stanzas(root, source.package)
+    larger = larger_copy(source, work)
     for pattern in source.globs:
         for file in sorted(root.glob(pattern)):
             if not file.is_file():
                 continue
-            rel = str(file.relative_to(root))
-            if source.kind == "rcc":
-                entries = dict(iter_rcc(file.read_bytes()))
-                readmes = {
-                    p.rsplit("/", 1)[0]: parse_dep5(d.decode("utf-8", "replace"))
-                    for p, d in entries.items()
-                    if p.endswith("/README")
-                }
-                items = ((f"{rel}:{p}", p, d) for p, d in entries.items() if p.endswith(".webp"))
-            elif source.kind == "edj":
-                items = ((f"{rel}#{i}", rel, d) for i, d in enumerate(jpegs_in(file.read_bytes())))
-            elif file.suffix.lower() in IMAGE_SUFFIXES:
-                items = iter([(rel, rel, file.read_bytes())])
-            else:
-                continue
-            for name, licence_path, data in items:
+            if larger is not None and source.larger is not None:
+                big_root, big_version, big_stanzas = larger
+                big = big_root / source.larger.path.format(stem=file.stem, suffix=file.suffix)
+                big_img = decode(big.read_bytes()) if big.is_file() else None
+                img = decode(file.read_bytes()) if big_img is not None else None
+                if big_img is not None and (img is None or min(big_img.shape[:2]) > min(img.shape[:2])):
+                    rel = str(big.relative_to(big_root))
+                    licence, holder = licence_for(big_stanzas, rel, source.default_licence)
+                    yield Candidate(source.larger.package, big_version, rel, licence, holder, big_img)
+                    continue
+            readmes = rcc_readmes(file.read_bytes()) if source.kind == "rcc" else {}
+            for name, licence_path, data in file_items(source, root, file):
                 img = decode(data)
                 if img is None:
                     continue
                 licence, holder = licence_for(stanzas, licence_path, source.default_licence)
-                if source.kind == "rcc":  # a README in the photo's folder or above names its own licence
-                    folder = licence_path
-                    while "/" in folder:
-                        folder = folder.rsplit("/", 1)[0]
-                        if folder in readmes:
-                            own = licence_for(readmes[folder], licence_path[len(folder) + 1 :], "")
-                            if own[0]:
-                                licence, holder = own
-                                break
-                yield Candidate(source.package, version, name, licence, holder, img)
+                own = readme_licence(readmes, licence_path)  # a README in the photo's folder names its own
+                if own[0]:
+                    licence, holder = own
+                drawing = any(fnmatch.fnmatch(file.name, glob) for glob in source.drawings)
+                yield Candidate(
+                    source.package, version, name, licence, holder, img, "drawing" if drawing else ""
+                )
 
 
 def skimage_candidates() -> Iterator[Candidate]:
@@ -300,6 +397,20 @@ def dhash(bgr: np.ndarray) -> int:
     return int(sum(1 << i for i, bit in enumerate(bits) if bit))
 
 
+def grey_layout(bgr: np.ndarray) -> np.ndarray:
+    """The 16 x 16 grey thumbnail, zero mean and unit variance: its mean product with another is their correlation."""
+    gray = cv2.resize(cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY), (16, 16), interpolation=cv2.INTER_AREA)
+    flat = gray.astype(np.float32).ravel()
+    return (flat - flat.mean()) / (flat.std() + 1e-6)
+
+
+def same_picture(a: tuple[int, np.ndarray], b: tuple[int, np.ndarray]) -> bool:
+    """Copies of one picture (rescaled, recompressed, recoloured variants): close difference hashes AND closely
+    correlated grey layouts. The hash alone is too loose for smooth images: seascapes and gradient wallpapers share
+    hashes at a correlation of 0.5-0.8, where true copies measure 0.95-1.0."""
+    return bin(a[0] ^ b[0]).count("1") <= 6 and float(np.mean(a[1] * b[1])) >= 0.9
+
+
 def scale(bgr: np.ndarray, short_side: int) -> np.ndarray:
     h, w = bgr.shape[:2]
     factor = short_side / min(h, w)
@@ -317,58 +428,97 @@ def safe_name(candidate: Candidate) -> str:
 # ---------------------------------------------------------------------------------------------- main
 
 
+@dataclass
+class Kept:
+    """A photo that passed the filters, with what the dedup compares later ones against."""
+
+    candidate: Candidate  # its image already scaled to --short-side
+    signature: tuple[int, np.ndarray]  # (dhash, grey_layout) of the original
+    short_side: int  # before scaling: of two duplicates, the larger original stays
+
+
+class Collector:
+    """Filters, licence check and dedup, counting per source package what was kept and why the rest was not."""
+
+    def __init__(self, min_side: int, short_side: int) -> None:
+        self.min_side, self.short_side = min_side, short_side
+        self.kept: list[Kept] = []
+        self.dropped: dict[str, dict[str, int]] = {}
+
+    def _drop(self, source: str, reason: str) -> None:
+        counts = self.dropped.setdefault(source, {})
+        counts[reason] = counts.get(reason, 0) + 1
+
+    def consider(self, cand: Candidate) -> None:
+        reason = cand.drop or looks_like_photo(cand.image, self.min_side)
+        if not reason and not ALLOWED_LICENCES.match(cand.licence):
+            reason = f"licence:{cand.licence or 'unknown'}"
+        if reason:
+            self._drop(cand.source, reason)
+            return
+        signature, short = (dhash(cand.image), grey_layout(cand.image)), min(cand.image.shape[:2])
+        cand.image = scale(cand.image, self.short_side)
+        for i, other in enumerate(self.kept):
+            if same_picture(signature, other.signature):
+                if short > other.short_side:
+                    self._drop(other.candidate.source, "duplicate")
+                    self.kept[i] = Kept(cand, signature, short)
+                else:
+                    self._drop(cand.source, "duplicate")
+                return
+        self.kept.append(Kept(cand, signature, short))
+
+    def summary(self) -> dict[str, dict[str, int]]:
+        """Per source package: ``kept`` and a count per reason for dropping."""
+        table: dict[str, dict[str, int]] = {}
+        for item in self.kept:
+            row = table.setdefault(item.candidate.source, {"kept": 0})
+            row["kept"] += 1
+        for source, counts in self.dropped.items():
+            table.setdefault(source, {"kept": 0}).update(counts)
+        return table
+
+
 def main(argv: list[str] | None = None) -> int:
+    names = [s.package for s in SOURCES] + ["scikit-image"]
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, default=Path.home() / ".cache/chromaflow/training-data")
     parser.add_argument("--work", type=Path, default=None, help="download/unpack folder (default OUT/_work)")
     parser.add_argument("--short-side", type=int, default=320)
     parser.add_argument("--min-side", type=int, default=200)
     parser.add_argument("--archive", action="store_true", help="also write OUT/training-data.tar")
+    parser.add_argument(
+        "--source", action="append", choices=names, metavar="PACKAGE", help="only these sources (repeatable)"
+    )
     args = parser.parse_args(argv)
     if "shared" in args.out.resolve().parts:
         parser.error("refusing to write into a 'shared' folder: that data is for evaluation only")
+    chosen = set(args.source or names)
     work = args.work or args.out / "_work"
     images_dir = args.out / "images"
     images_dir.mkdir(parents=True, exist_ok=True)
 
-    kept: list[tuple[Candidate, int]] = []
-    skipped: dict[str, int] = {}
-
-    def consider(cand: Candidate) -> None:
-        reason = looks_like_photo(cand.image, args.min_side)
-        if not reason and not ALLOWED_LICENCES.match(cand.licence):
-            reason = f"licence:{cand.licence or 'unknown'}"
-        if reason:
-            skipped[reason] = skipped.get(reason, 0) + 1
-            return
-        h = dhash(cand.image)
-        for i, (other, oh) in enumerate(kept):
-            if bin(h ^ oh).count("1") <= 6:
-                skipped["duplicate"] = skipped.get("duplicate", 0) + 1
-                if min(cand.image.shape[:2]) > min(other.image.shape[:2]):
-                    kept[i] = (cand, h)
-                return
-        cand.image = scale(cand.image, args.short_side)
-        kept.append((cand, h))
-
+    collector = Collector(args.min_side, args.short_side)
     for source in SOURCES:
-        before = len(kept)
+        if source.package not in chosen:
+            continue
         try:
             for cand in candidates_from(source, work):
-                consider(cand)
+                collector.consider(cand)
         except (subprocess.CalledProcessError, OSError) as err:
             print(f"{source.package}: skipped ({err})", file=sys.stderr)
-            continue
-        print(f"{source.package}: {len(kept) - before} images", file=sys.stderr)
-    before = len(kept)
-    for cand in skimage_candidates():
-        consider(cand)
-    print(f"scikit-image: {len(kept) - before} images", file=sys.stderr)
+    if "scikit-image" in chosen:
+        for cand in skimage_candidates():
+            collector.consider(cand)
+    summary = collector.summary()
+    for package, row in summary.items():
+        print(f"{package}: {row}", file=sys.stderr)
 
     for old in images_dir.glob("*.jpg"):
         old.unlink()
     rows = ["file\tsource\tversion\toriginal\tlicence\tcopyright"]
-    for cand, _ in kept:
+    for item in collector.kept:
+        cand = item.candidate
         name = safe_name(cand)
         ok, buf = cv2.imencode(".jpg", cand.image, [cv2.IMWRITE_JPEG_QUALITY, 92])
         if not ok:
@@ -377,13 +527,14 @@ def main(argv: list[str] | None = None) -> int:
         rows.append("\t".join((name, cand.source, cand.version, cand.path, cand.licence, cand.holder)))
     attribution = args.out / "attribution.tsv"
     attribution.write_text("\n".join(rows) + "\n")
+    (args.out / "summary.json").write_text(json.dumps(summary, indent=1, sort_keys=True) + "\n")
     if args.archive:
         tmp = args.out / "training-data.tar.part"
         with tarfile.open(tmp, "w") as tar:
             tar.add(attribution, arcname="attribution.tsv")
             tar.add(images_dir, arcname="images")
         tmp.rename(args.out / "training-data.tar")
-    print(f"kept {len(kept)} images in {images_dir}; skipped {skipped}", file=sys.stderr)
+    print(f"kept {len(rows) - 1} images in {images_dir}", file=sys.stderr)
     print(str(args.out))
     return 0
 

@@ -1,7 +1,8 @@
 """Render the README's performance and quality tables from benchmarks/results/*.json (``make readme-perf``).
 
 The README holds the tables between ``<!-- perf-table:start -->`` and ``<!-- perf-table:end -->``; this script
-rewrites that block from the latest results, naming the machine each figure came from. ``--check`` only compares
+rewrites that block from the latest results, naming the machine each figure came from. The Models section's table
+(``<!-- models-table:start -->`` .. ``end``) comes from ``models.json`` and ``quality_models.json`` the same way. ``--check`` only compares
 (exit 1 when the README is stale), which the test suite runs so the table never drifts from the results.
 """
 
@@ -16,6 +17,7 @@ REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "benchmarks" / "results"
 README = REPO / "README.md"
 START, END = "<!-- perf-table:start -->", "<!-- perf-table:end -->"
+MODELS_START, MODELS_END = "<!-- models-table:start -->", "<!-- models-table:end -->"
 
 Row = tuple[str, str, str]  # what, figure, machine
 
@@ -73,25 +75,48 @@ def transfer_rows(d: dict[str, Any]) -> Iterator[Row]:
         yield (f"keyframe transfer speed, 854x480, {mode}", f"{fps:.1f} frames/s{extra}", "")
 
 
+def _base_figures(s: dict[str, Any]) -> str:
+    return (
+        f"warp error -{_pct(s['colorizer_warp_error_reduction'])}, CDC -{_pct(s['colorizer_cdc_reduction'])}, "
+        f"PSNR {s['colorizer_psnr_change_db']:+.2f} dB"
+    )
+
+
 def smoothing_rows(d: dict[str, Any]) -> Iterator[Row]:
-    s = d["summary"]
+    s, old = d["summary"], (d.get("baseline") or {})
+    names = ", ".join(s.get("sequences", []))
+    sets = f" ({names})" if names else ""
     yield (
-        "temporal smoothing, synthetic flicker on DAVIS",
+        "temporal smoothing, synthetic flicker on DAVIS" + (" reporting set" if names else ""),
         f"warp error -{_pct(s['flicker_warp_error_reduction'])}, PSNR {s['flicker_psnr_gain_db']:+.1f} dB",
         "",
     )
-    yield (
-        "temporal smoothing on `base` output, DAVIS",
-        f"warp error -{_pct(s['colorizer_warp_error_reduction'])}, CDC -{_pct(s['colorizer_cdc_reduction'])}",
-        "",
-    )
+    yield (f"temporal smoothing on `base` output, DAVIS reporting set{sets}", _base_figures(s), "")
+    if old.get("summary"):
+        yield (
+            "the same before issue 23 (baseline checkout, same run)",
+            _base_figures(old["summary"])
+            + f"; clean ground truth PSNR loss {old['summary']['gt_psnr_loss_db']:.2f} dB",
+            "",
+        )
+    tuning = d.get("summary_tuning")
+    if tuning:
+        was = old.get("summary_tuning")
+        extra = f" (before: {_base_figures(was)})" if was else ""
+        yield (
+            f"temporal smoothing on `base` output, DAVIS tuning set ({', '.join(tuning['sequences'])})",
+            _base_figures(tuning) + extra,
+            "",
+        )
     yield ("temporal smoothing on clean ground truth", f"PSNR loss {s['gt_psnr_loss_db']:.2f} dB", "")
-    if "speed" in d:
+    if d.get("speed"):
         yield ("numba smoothing kernel vs numpy", f"{d['speed']['speed_ratio']:.1f}x", "")
 
 
 def deflicker_rows(d: dict[str, Any]) -> Iterator[Row]:
     s, means = d["summary"], d["summary"]["means"]
+    named = (d.get("settings") or {}).get("sequences")
+    seqs = f" ({', '.join(named)})" if named else ""
     r = s["radius"]
     if s.get("flicker_psnr_gain_db") is not None:
         yield (
@@ -107,7 +132,7 @@ def deflicker_rows(d: dict[str, Any]) -> Iterator[Row]:
     )
     if "base_warp_error_reduction" in s:
         yield (
-            "deflicker of `base` colorized per frame, DAVIS",
+            "deflicker of `base` colorized per frame, DAVIS" + seqs,
             f"warp error -{_pct(s['base_warp_error_reduction'])}, CDC -{_pct(s['base_cdc_reduction'])}, PSNR "
             f"{s['base_psnr_change_db']:+.2f} dB",
             "",
@@ -195,6 +220,86 @@ def engine_rows(d: dict[str, Any]) -> Iterator[Row]:
             )
 
 
+def quality_model_rows(d: dict[str, Any]) -> Iterator[Row]:
+    for name, r in d.get("models", {}).items():
+        if r.get("weights") == "present":
+            yield (
+                f"`{name}` on CBSD68 through the engine, side {r['side']}",
+                f"{r['psnr']:.2f} dB ({r['psnr_gain_db']:+.2f} dB vs gray), SSIM {r['ssim']:.3f}, colourfulness "
+                f"{_pct(r['colorfulness_ratio'])} of ground truth",
+                "",
+            )
+
+
+def _best(rows: list[dict[str, Any]]) -> dict[tuple[str, str, str, str], dict[str, Any]]:
+    """The best batch of each (model, device, precision, resolution) among measured rows."""
+    best: dict[tuple[str, str, str, str], dict[str, Any]] = {}
+    for r in rows:
+        if "frames_per_s" not in r:
+            continue
+        key = (r["model"], r["device"], r["precision"], r["resolution"])
+        if key not in best or r["frames_per_s"] > best[key]["frames_per_s"]:
+            best[key] = r
+    return best
+
+
+def model_speed_rows(d: dict[str, Any]) -> Iterator[Row]:
+    for (model, device, precision, res), r in _best(d.get("rows", [])).items():
+        if res == "1080p":
+            random = ", random weights" if r["weights"] == "random" else ""
+            memory = f"peak RSS {r['peak_rss_mib']} MiB" + (
+                f", device {r['peak_device_mib']} MiB" if r.get("peak_device_mib") else ""
+            )
+            yield (
+                f"colorize `{model}` at its side, 1920x1080, {device} {precision} (best batch{random})",
+                f"{r['frames_per_s']:.2f} frames/s, {memory}",
+                "",
+            )
+
+
+def models_table(models: dict[str, Any] | None, quality: dict[str, Any] | None) -> list[str]:
+    """The README's Models table: one line per colour model, its facts, speed here and quality on CBSD68."""
+    if not models:
+        return ["(run `benchmarks/models.py` to fill this table)"]
+    best = _best(models.get("rows", []))
+    scores = (quality or {}).get("models", {})
+    gpu = sorted({k[1] for k in best if k[1] != "cpu"})
+    head = "| model | architecture | input side | parameters | licence | speed here, 480p (CPU" + (
+        f"; {gpu[0]})" if gpu else ")"
+    )
+    lines = [head + " | quality on CBSD68 | what it is |", "|---|---|---|---|---|---|---|---|"]
+    for m in models.get("models", []):
+        speeds = []
+        for device in ["cpu", *gpu[:1]]:
+            found = [r for k, r in best.items() if k[0] == m["model"] and k[1] == device and k[3] == "480p"]
+            if found:
+                r = max(found, key=lambda r: r["frames_per_s"])
+                mark = " (random weights)" if r["weights"] == "random" else ""
+                speeds.append(f"{r['frames_per_s']:.2f} frames/s{mark}")
+        speed = "; ".join(speeds) or "weights absent"
+        q = scores.get(m["model"], {})
+        quality_cell = (
+            f"{q['psnr']:.2f} dB ({q['psnr_gain_db']:+.2f}), colourfulness {_pct(q['colorfulness_ratio'])}"
+            if q.get("weights") == "present"
+            else "weights absent"
+        )
+        lines.append(
+            f"| `{m['model']}` | {m['arch']} | {m['input_size']} | {m['parameters_m']:.1f} M | {m['licence']} | "
+            f"{speed} | {quality_cell} | {m['description']} |"
+        )
+    info = models.get("machine")
+    load = info.get("load_average") if isinstance(info, dict) else None
+    busy = f" at load average {load[0]:.1f} (other jobs shared the cores)" if load else ""
+    lines.append("")
+    lines.append(
+        f"Speed: {machine_of(models)}{busy}, `benchmarks/models.py` (best of batch 1 and 4, Y' planes in, 4:2:0 "
+        "chroma out); "
+        "quality: `benchmarks/quality.py --model NAME` (PSNR vs the ground truth, gain over the gray input, "
+        "colourfulness as a share of the ground truth's)."
+    )
+    return lines
+
+
 def stages_table(d: dict[str, Any]) -> list[str]:
     """One line per stage and device: its rate at each resolution, and its peak host (device) memory."""
     resolutions = sorted({r["resolution"] for r in d.get("rows", [])}, key=lambda r: int(r.split("x")[0]))
@@ -231,6 +336,7 @@ def roofline_rows(d: dict[str, Any]) -> Iterator[Row]:
 SECTIONS: dict[str, list[tuple[str, Callable[[dict[str, Any]], Iterator[Row]]]]] = {
     "Quality": [
         ("quality", quality_rows),
+        ("quality_models", quality_model_rows),
         ("transfer", transfer_rows),
         ("smoothing", smoothing_rows),
         ("deflicker", deflicker_rows),
@@ -238,11 +344,12 @@ SECTIONS: dict[str, list[tuple[str, Callable[[dict[str, Any]], Iterator[Row]]]]]
     ],
     "Speed": [
         ("engine", engine_rows),
+        ("models", model_speed_rows),
         ("colour", colour_rows),
         ("pipeline", pipeline_rows),
         ("hosts", hosts_rows),
         ("deepfake_engines", deepfake_engine_rows),
-        ("vapoursynth", vapoursynth_rows),
+        ("vs_filters", vapoursynth_rows),
         ("roofline", roofline_rows),
     ],
 }
@@ -279,13 +386,31 @@ def render(results: Path = RESULTS) -> str:
     return "\n".join(out).rstrip() + "\n"
 
 
-def splice(readme: str, block: str) -> str:
+def render_models(results: Path = RESULTS) -> str:
+    """The markdown of the Models table (without its markers) from models.json and quality_models.json."""
+
+    def read(name: str) -> dict[str, Any] | None:
+        path = results / f"{name}.json"
+        return json.loads(path.read_text()) if path.is_file() else None
+
+    return "\n".join(models_table(read("models"), read("quality_models"))) + "\n"
+
+
+def splice(readme: str, block: str, start: str = START, end: str = END) -> str:
     """``readme`` with the text between the markers replaced by ``block``."""
-    if START not in readme or END not in readme:
-        raise SystemExit(f"README.md lacks the {START} / {END} markers")
-    head, rest = readme.split(START, 1)
-    _, tail = rest.split(END, 1)
-    return f"{head}{START}\n{block}{END}{tail}"
+    if start not in readme or end not in readme:
+        raise SystemExit(f"README.md lacks the {start} / {end} markers")
+    head, rest = readme.split(start, 1)
+    _, tail = rest.split(end, 1)
+    return f"{head}{start}\n{block}{end}{tail}"
+
+
+def regenerated(readme: str, results: Path) -> str:
+    """``readme`` with every generated block made from ``results`` (the Models table where it has markers)."""
+    text = splice(readme, render(results))
+    if MODELS_START in text:
+        text = splice(text, render_models(results), MODELS_START, MODELS_END)
+    return text
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -295,7 +420,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--readme", type=Path, default=README)
     args = parser.parse_args(argv)
     current = args.readme.read_text()
-    wanted = splice(current, render(args.results))
+    wanted = regenerated(current, args.results)
     if args.check:
         if wanted != current:
             print("README.md's performance table is stale: run `make readme-perf`", file=sys.stderr)

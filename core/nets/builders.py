@@ -11,10 +11,11 @@ from functools import partial
 from pathlib import Path
 from typing import Literal
 
+import torch
 from torch import nn
 
 from chromaflow.core.errors import UsageError
-from chromaflow.core.nets import base, blazeface, mesonet, zhang
+from chromaflow.core.nets import base, blazeface, ddcolor, deoldify, effnet_dfdc, mesonet, mtcnn, zhang
 from chromaflow.core.weights_io import checkpoint_info
 
 NetKind = Literal["colorizer", "classifier", "detector"]
@@ -29,7 +30,8 @@ class Builder:
     architecture's default); ``from_file(path)`` makes one in eval mode filled from a weight file of
     ``file_format``, read safely (``torch.load(weights_only=True)`` for state_dicts, h5py for Keras files).
     ``width_option`` says whether ``chromaflow train --width`` sets the width (the Zhang nets keep their
-    published width).
+    published width). ``trainable`` says whether ``chromaflow train colorizer`` offers it (the ports of published
+    nets such as DDColor run the authors' weights; this project does not train them).
     """
 
     arch: str
@@ -40,6 +42,7 @@ class Builder:
     width_option: bool
     new: Callable[[int | None], nn.Module]
     from_file: Callable[[Path], nn.Module]
+    trainable: bool = True
 
     def build(self, width: int | None = None) -> nn.Module:
         """A freshly initialised net (training mode)."""
@@ -133,8 +136,111 @@ BLAZEFACE = Builder(
     from_file=blazeface.load_net,
 )
 
+
+def _new_mtcnn(net: mtcnn.NetName, width: int | None) -> nn.Module:
+    _fixed_size(f"mtcnn-{net}", width)
+    return mtcnn.NETS[net]()
+
+
+def _mtcnn(net: mtcnn.NetName) -> Builder:
+    """One of MTCNN's three nets (facenet-pytorch's parameter names); the cascade is chromaflow.core.nets.mtcnn."""
+    side = mtcnn.INPUT_SIZES[net]
+    return Builder(
+        arch=f"mtcnn-{net}",
+        kind="detector",
+        input_size=side,
+        inputs=f"RGB (N, 3, {side}, {side}){' or larger' if net == 'pnet' else ''}, (pixels - 127.5) / 128",
+        file_format="state_dict",
+        width_option=False,
+        new=partial(_new_mtcnn, net),
+        from_file=partial(mtcnn.load_net, net),
+    )
+
+
+MTCNN_PNET, MTCNN_RNET, MTCNN_ONET = _mtcnn("pnet"), _mtcnn("rnet"), _mtcnn("onet")
+
+
+def _new_effnet_dfdc(width: int | None) -> nn.Module:
+    _fixed_size(effnet_dfdc.ARCH, width)
+    return effnet_dfdc.build(train=True)
+
+
+EFFNET_B7_DFDC = Builder(
+    arch=effnet_dfdc.ARCH,
+    kind="classifier",
+    input_size=effnet_dfdc.INPUT_SIZE,
+    inputs="RGB face crops (N, 3, 380, 380), pixels / 255 normalised with the ImageNet mean and std",
+    file_format="state_dict",
+    width_option=False,
+    new=_new_effnet_dfdc,
+    from_file=effnet_dfdc.load,
+)
+
+
+def _new_ddcolor(arch: str, width: int | None) -> nn.Module:
+    _fixed_size(arch, width)
+    return ddcolor.build(arch)
+
+
+def _ddcolor(arch: str) -> Builder:
+    return Builder(
+        arch=arch,
+        kind="colorizer",
+        input_size=ddcolor.DEFAULT_SIDE,
+        inputs="CIE L* (N, 1, S, S) in [0, 100], S a multiple of 32 (512 by default, 256 faster); no hints",
+        file_format="state_dict",
+        width_option=False,
+        new=partial(_new_ddcolor, arch),
+        from_file=partial(ddcolor.load_ddcolor, arch),
+        trainable=False,
+    )
+
+
+DDCOLOR_TINY = _ddcolor("ddcolor-tiny")
+DDCOLOR_LARGE = _ddcolor("ddcolor-large")
+
+
+def _new_deoldify(arch: str, width: int | None) -> nn.Module:
+    _fixed_size(arch, width)
+    return deoldify.build(arch)
+
+
+def _deoldify(arch: str) -> Builder:
+    """A DeOldify generator; its default side is the authors' render factor 35 (a model entry may differ)."""
+    return Builder(
+        arch=arch,
+        kind="colorizer",
+        input_size=deoldify.side_for_render_factor(deoldify.RENDER_FACTORS["artistic"]),
+        inputs="CIE L* (N, 1, S, S) in [0, 100], S = 16 x render factor (560 by default); no hints",
+        file_format="state_dict",
+        width_option=False,
+        new=partial(_new_deoldify, arch),
+        from_file=partial(deoldify.load, arch),
+        trainable=False,
+    )
+
+
+DEOLDIFY_DEEP = _deoldify("deoldify-deep")  # ResNet-34, deep decoder: ColorizeArtistic_gen.pth
+DEOLDIFY_WIDE = _deoldify("deoldify-wide")  # ResNet-101, wide decoder: ColorizeStable/Video_gen.pth
+
 BUILDERS: dict[str, Builder] = {
-    b.arch: b for b in (BASE, SIGGRAPH17, ECCV16, MESO4, MESOINCEPTION4, BLAZEFACE)
+    b.arch: b
+    for b in (
+        BASE,
+        SIGGRAPH17,
+        ECCV16,
+        DDCOLOR_TINY,
+        DDCOLOR_LARGE,
+        DEOLDIFY_DEEP,
+        DEOLDIFY_WIDE,
+        MESO4,
+        MESOINCEPTION4,
+        BLAZEFACE,
+        MTCNN_PNET,
+        MTCNN_RNET,
+        MTCNN_ONET,
+        EFFNET_B7_DFDC,
+    )
 }
 
 
@@ -159,5 +265,6 @@ def arch_of_file(path: Path) -> str | None:
     none)."""
     if path.suffix.lower() == ".h5":
         return None
-    arch = checkpoint_info(path).get("arch")
+    with torch.serialization.safe_globals([slice]):  # DeOldify's files hold a slice (see deoldify.load)
+        arch = checkpoint_info(path).get("arch")
     return arch if isinstance(arch, str) else None

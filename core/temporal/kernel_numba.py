@@ -1,6 +1,7 @@
 """The numba kernel of the smoothing filter: the weighted neighbour average on the CPU, rows in parallel."""
 
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, Literal, overload
 
 import numba
 import numpy as np
@@ -10,7 +11,8 @@ from chromaflow.core.temporal.params import SmoothingParams
 
 # ---------------------------------------------------------------------------------------------- kernels
 # Shapes: centre luma (h, w), centre ab (2, h, w), neighbour luma (K, h, w), neighbour ab (K, 2, h, w),
-# flows (K, h, w, 2): fwd maps centre pixels into neighbour k, bwd maps neighbour k's pixels into the centre,
+# flows (K, h, w, 2) (the neighbour inputs either stacked or as sequences of K planes: the numba kernel takes them
+# as tuples, so the smoother hands over its cached planes without copying them into stacks): fwd maps centre pixels into neighbour k, bwd maps neighbour k's pixels into the centre,
 # weights (K,): the neighbours' global weights (0 = unused).
 
 
@@ -148,7 +150,7 @@ def _kernel_numba(
     out: F32,
 ) -> None:  # pragma: no cover - compiled
     h, w = l_c.shape
-    k_count = l_n.shape[0]
+    k_count = len(l_n)
     inv_2ls2 = 1.0 / (2.0 * luma_sigma * luma_sigma)
     fs2 = fb_sigma * fb_sigma
     tasks = (h + _ROWS_PER_TASK - 1) // _ROWS_PER_TASK
@@ -170,19 +172,21 @@ def _kernel_numba(
                 wk = float(weights[k])
                 if wk <= 0.0:
                     continue
-                _row_positions(fwd[k, y], y, h, wk, idx, tx, ty, ok)
+                fwd_k = fwd[k]
+                ab_k = ab_n[k]
+                _row_positions(fwd_k[y], y, h, wk, idx, tx, ty, ok)
                 _row_gather(
                     bwd[k].ravel(),
                     l_n[k].ravel(),
-                    ab_n[k, 0].ravel(),
-                    ab_n[k, 1].ravel(),
+                    ab_k[0].ravel(),
+                    ab_k[1].ravel(),
                     w,
                     idx,
                     tx,
                     ty,
                     samples,
                 )
-                _row_log_weight(fwd[k, y], l_c[y], samples, fs2, fb_alpha, inv_2ls2, arg)
+                _row_log_weight(fwd_k[y], l_c[y], samples, fs2, fb_alpha, inv_2ls2, arg)
                 _row_exp(arg, scale)
                 for x in range(w):
                     wt = ok[x] * arg[x] if ok[x] > 0.0 else 0.0  # 0, not 0 * NaN, out of frame
@@ -192,32 +196,76 @@ def _kernel_numba(
             for x in range(w):
                 out[0, y, x] = acc[0, x] / acc[2, x]
                 out[1, y, x] = acc[1, x] / acc[2, x]
+                out[2, y, x] = acc[2, x]
+
+
+Planes = F32 | Sequence[F32]  # K planes, stacked or one by one
+
+
+@overload
+def kernel_numba(
+    l_c: F32,
+    ab_c: F32,
+    l_n: Planes,
+    ab_n: Planes,
+    fwd: Planes,
+    bwd: Planes,
+    weights: F32,
+    params: SmoothingParams,
+    *,
+    return_weight: Literal[False] = False,
+) -> F32: ...
+
+
+@overload
+def kernel_numba(
+    l_c: F32,
+    ab_c: F32,
+    l_n: Planes,
+    ab_n: Planes,
+    fwd: Planes,
+    bwd: Planes,
+    weights: F32,
+    params: SmoothingParams,
+    *,
+    return_weight: Literal[True],
+) -> tuple[F32, F32]: ...
 
 
 def kernel_numba(
     l_c: F32,
     ab_c: F32,
-    l_n: F32,
-    ab_n: F32,
-    fwd: F32,
-    bwd: F32,
+    l_n: Planes,
+    ab_n: Planes,
+    fwd: Planes,
+    bwd: Planes,
     weights: F32,
     params: SmoothingParams,
-) -> F32:
-    """The numba kernel (see the shapes above): ``avg_n``, the weighted ``(2, h, w)`` ab before the low-pass."""
-    out = np.empty(ab_c.shape, dtype=np.float32)
+    *,
+    return_weight: bool = False,
+) -> F32 | tuple[F32, F32]:
+    """The numba kernel (see the shapes above): ``avg_n``, the weighted ``(2, h, w)`` ab before the low-pass, and
+    with ``return_weight`` also ``1 + sum_m w_m`` ``(h, w)``, the total weight behind each pixel's average."""
     c = np.ascontiguousarray
+    if len(l_n) == 0:
+        avg = c(ab_c, dtype=np.float32).copy()
+        return (avg, np.ones(avg.shape[1:], np.float32)) if return_weight else avg
+    out = np.empty((3, *ab_c.shape[1:]), dtype=np.float32)
+
+    def planes(stack: Planes) -> tuple[F32, ...]:
+        return tuple(c(p, dtype=np.float32) for p in stack)
+
     _kernel_numba(
         c(l_c, dtype=np.float32),
         c(ab_c, dtype=np.float32),
-        c(l_n, dtype=np.float32),
-        c(ab_n, dtype=np.float32),
-        c(fwd, dtype=np.float32),
-        c(bwd, dtype=np.float32),
+        planes(l_n),
+        planes(ab_n),
+        planes(fwd),
+        planes(bwd),
         c(weights, dtype=np.float32),
         float(params.luma_sigma),
         float(params.fb_sigma),
         float(params.fb_alpha),
         out,
     )
-    return out
+    return (out[:2], out[2]) if return_weight else out[:2]

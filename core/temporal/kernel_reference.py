@@ -1,7 +1,8 @@
 """The smoothing filter's maths in plain numpy (the reference the numba kernel is tested against) and in torch
 (for ab planes that stay on a CUDA device)."""
 
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, Literal, overload
 
 import numpy as np
 import torch
@@ -32,18 +33,59 @@ def _bilinear_np(
     )
 
 
+@overload
 def kernel_reference(
     l_c: F32,
     ab_c: F32,
-    l_n: F32,
-    ab_n: F32,
-    fwd: F32,
-    bwd: F32,
+    l_n: F32 | Sequence[F32],
+    ab_n: F32 | Sequence[F32],
+    fwd: F32 | Sequence[F32],
+    bwd: F32 | Sequence[F32],
     weights: F32,
     params: SmoothingParams,
-) -> F32:
-    """Plain numpy implementation of the same maths as the numba kernel (float64 inside, float32 out)."""
+    *,
+    return_weight: Literal[False] = False,
+) -> F32: ...
+
+
+@overload
+def kernel_reference(
+    l_c: F32,
+    ab_c: F32,
+    l_n: F32 | Sequence[F32],
+    ab_n: F32 | Sequence[F32],
+    fwd: F32 | Sequence[F32],
+    bwd: F32 | Sequence[F32],
+    weights: F32,
+    params: SmoothingParams,
+    *,
+    return_weight: Literal[True],
+) -> tuple[F32, F32]: ...
+
+
+def kernel_reference(
+    l_c: F32,
+    ab_c: F32,
+    l_n: F32 | Sequence[F32],
+    ab_n: F32 | Sequence[F32],
+    fwd: F32 | Sequence[F32],
+    bwd: F32 | Sequence[F32],
+    weights: F32,
+    params: SmoothingParams,
+    *,
+    return_weight: bool = False,
+) -> F32 | tuple[F32, F32]:
+    """Plain numpy implementation of the same maths as the numba kernel (float64 inside, float32 out; with
+    ``return_weight`` also the total weight ``1 + sum_m w_m``)."""
     h, w = l_c.shape
+    l_n, ab_n = (
+        np.asarray(l_n, np.float32).reshape(-1, h, w),
+        np.asarray(ab_n, np.float32).reshape(-1, 2, h, w),
+    )
+    fwd, bwd = (
+        np.asarray(fwd, np.float32).reshape(-1, h, w, 2),
+        np.asarray(bwd, np.float32).reshape(-1, h, w, 2),
+    )
     gy, gx = np.mgrid[0:h, 0:w].astype(np.float64)
     acc = ab_c.astype(np.float64).copy()
     wsum = np.ones((h, w), dtype=np.float64)
@@ -69,7 +111,38 @@ def kernel_reference(
         for c in range(2):
             acc[c] += wt * _bilinear_np(ab_n[k, c], y0, x0, ty, tx)
         wsum += wt
-    return (acc / wsum).astype(np.float32)
+    avg = (acc / wsum).astype(np.float32)
+    return (avg, wsum.astype(np.float32)) if return_weight else avg
+
+
+@overload
+def kernel_torch(
+    l_c: torch.Tensor,
+    ab_c: torch.Tensor,
+    l_n: torch.Tensor,
+    ab_n: torch.Tensor,
+    fwd: torch.Tensor,
+    bwd: torch.Tensor,
+    weights: torch.Tensor,
+    params: SmoothingParams,
+    *,
+    return_weight: Literal[False] = False,
+) -> torch.Tensor: ...
+
+
+@overload
+def kernel_torch(
+    l_c: torch.Tensor,
+    ab_c: torch.Tensor,
+    l_n: torch.Tensor,
+    ab_n: torch.Tensor,
+    fwd: torch.Tensor,
+    bwd: torch.Tensor,
+    weights: torch.Tensor,
+    params: SmoothingParams,
+    *,
+    return_weight: Literal[True],
+) -> tuple[torch.Tensor, torch.Tensor]: ...
 
 
 def kernel_torch(
@@ -81,12 +154,16 @@ def kernel_torch(
     bwd: torch.Tensor,
     weights: torch.Tensor,
     params: SmoothingParams,
-) -> torch.Tensor:
-    """The same maths in torch on the tensors' device (float32; bilinear sampling by gathering the 4 taps)."""
+    *,
+    return_weight: bool = False,
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """The same maths in torch on the tensors' device (float32; bilinear sampling by gathering the 4 taps; with
+    ``return_weight`` also the total weight ``1 + sum_m w_m``)."""
     k_count = l_n.shape[0]
     h, w = l_c.shape
     if k_count == 0:
-        return ab_c.clone()
+        ones = torch.ones((h, w), dtype=ab_c.dtype, device=ab_c.device)
+        return (ab_c.clone(), ones) if return_weight else ab_c.clone()
     dev = l_c.device
     # sample positions in float64, as the numba kernel, so in/out-of-frame and tap choices agree exactly
     f64 = torch.float64
@@ -120,4 +197,6 @@ def kernel_torch(
     wt = weights.view(-1, 1, 1) * conf * torch.exp(-d * d / (2.0 * params.luma_sigma**2))
     wt = torch.where(inside & (weights.view(-1, 1, 1) > 0), wt, torch.zeros_like(wt))
     acc = ab_c + (wt.unsqueeze(1) * sampled[:, 3:5]).sum(dim=0)
-    return acc / (1.0 + wt.sum(dim=0)).unsqueeze(0)
+    total = 1.0 + wt.sum(dim=0)
+    avg = acc / total.unsqueeze(0)
+    return (avg, total) if return_weight else avg

@@ -1,8 +1,9 @@
 """Temporal smoothing of chroma: a motion-compensated filter that removes colour flicker without smearing motion.
 
 For a centre frame ``n`` and each neighbour ``m`` in ``n - r .. n + r`` of the same shot, the neighbour's ab is
-warped onto frame ``n`` with dense flow (:mod:`chromaflow.core.flow`, computed at the ab planes' resolution, the
-model's: cheap) and blended in with the weight
+warped onto frame ``n`` with dense flow (:mod:`chromaflow.core.flow`, DIS ``fast`` at the ab planes' resolution;
+only consecutive frames get a flow of their own, in each direction, and frames further apart compose that chain,
+so a frame costs two flows whatever the radius) and blended in with the weight
 
     w_m = strength * c_m(x) * exp(-(L_n(x) - L_m(x + f(x)))^2 / (2 * luma_sigma^2))
 
@@ -10,10 +11,13 @@ where ``c_m`` is the forward-backward consistency confidence (0 for occluded or 
 factor the luma similarity of the matched pixels (both in :func:`kernel_reference`). The centre frame has weight 1:
 
     avg_n(x) = (ab_n(x) + sum_m w_m(x) * ab_m(x + f(x))) / (1 + sum_m w_m(x))
-    out_n    = ab_n + G_s * (avg_n - ab_n)
+    out_n    = ab_n + G_s * (W_n * (avg_n - ab_n)) / G_s * W_n,    W_n = 1 + sum_m w_m
 
 The temporal correction ``avg_n - ab_n`` is low-passed by a Gaussian ``G_s`` (``s = correction_scale`` times the
-longer side of the ab planes; 0 turns it off) before it is applied. Flicker of colourizers is low-frequency (a region
+longer side of the ab planes; 0 turns it off; :class:`~chromaflow.core.temporal.params.Lowpass`) before it is
+applied, weighted by the total weight ``W_n`` behind it (``confidence_lowpass``; off: plain ``G_s * (avg_n -
+ab_n)``): where the flow failed in a small region (motion, occlusion) its pixels take the correction of the matched
+pixels around them, and a region that matches nowhere keeps its own colour. Flicker of colourizers is low-frequency (a region
 or the whole frame changes hue), so it passes; what the correction holds at high frequencies is mostly registration
 error of the warped neighbours at moving edges and the blur of their bilinear resampling, which would otherwise
 smear chroma detail. The centre frame's own chroma detail is therefore kept as it is, which lowers the fidelity
@@ -49,10 +53,10 @@ from numpy.typing import NDArray
 from chromaflow.core.arrays import F32
 from chromaflow.core.errors import InputError, UsageError
 from chromaflow.core.flow import (
-    DEFAULT_PRESET,
     FB_ALPHA,
     FB_SIGMA,
     FlowPreset,
+    compose_flow,
     compute_flow,
     resize_flow,
     resize_luma,
@@ -67,6 +71,19 @@ from chromaflow.core.temporal.kernel_reference import kernel_reference, kernel_t
 from chromaflow.core.temporal.params import SmoothingParams, lowpass_correction, lowpass_correction_torch
 
 Backend = Literal["auto", "numba", "numpy", "torch"]
+# DIS preset of the smoother's consecutive-frame flows when none is given: "fast" from FAST_FLOW_SIDE px up (a
+# fifth of "medium"'s time at 480x270, the same flicker reduction on the tuning sequences of
+# ``benchmarks/smoothing.py``: the correction is low-passed and does not need "medium"'s sub-pixel detail), "medium"
+# below, where "fast"'s coarser finest scale loses small frames' motion and "medium" costs little anyway
+SMOOTHING_PRESET: FlowPreset = "fast"
+FAST_FLOW_SIDE = 256
+
+
+def smoothing_preset(shape: tuple[int, int]) -> FlowPreset:
+    """The default DIS preset for flow frames of ``shape`` (see :data:`SMOOTHING_PRESET`)."""
+    return SMOOTHING_PRESET if max(shape) >= FAST_FLOW_SIDE else "medium"
+
+
 ABFrame = Any  # numpy (2, h, w) float32 or torch.Tensor (2, h, w)
 Loader = Callable[[int], "tuple[Any, Any] | None"]
 
@@ -133,7 +150,8 @@ class TemporalSmoother:
     detector (default: :class:`SceneCutDetector()`); ``detect_cuts=False``
     disables cut detection; ``shots`` (a :class:`ShotCuts`) replaces both for random access: its detector, and the
     statistics and flags it holds by frame index, are shared with whoever else uses it. ``flow_max_side`` bounds
-    the resolution flow is computed at (vectors are rescaled).
+    the resolution flow is computed at (vectors are rescaled); ``flow_preset`` (DIS) defaults to
+    :func:`smoothing_preset` of that resolution.
     ``cache_frames`` bounds how many prepared frames random access keeps (flows: ``2 * radius`` per frame).
     Typical use::
 
@@ -157,11 +175,12 @@ class TemporalSmoother:
         fb_alpha: float = FB_ALPHA,
         temporal_sigma: float | None = None,
         correction_scale: float = SmoothingParams.correction_scale,
+        confidence_lowpass: bool = SmoothingParams.confidence_lowpass,
         backend: Backend = "auto",
         device: str | torch.device | None = None,
         scene_cut: SceneCutDetector | None = None,
         detect_cuts: bool = True,
-        flow_preset: FlowPreset = DEFAULT_PRESET,
+        flow_preset: FlowPreset | None = None,
         flow_max_side: int | None = 512,
         cache_frames: int | None = None,
         shots: ShotCuts | None = None,
@@ -169,7 +188,14 @@ class TemporalSmoother:
         if shots is not None and (scene_cut is not None or not detect_cuts):
             raise UsageError("give the smoother shared scene cuts (shots) or its own detector, not both")
         self.params = SmoothingParams(
-            radius, strength, luma_sigma, fb_sigma, fb_alpha, temporal_sigma, correction_scale
+            radius,
+            strength,
+            luma_sigma,
+            fb_sigma,
+            fb_alpha,
+            temporal_sigma,
+            correction_scale,
+            confidence_lowpass,
         )
         self.device = torch.device(device) if device is not None else torch.device("cpu")
         if backend == "auto":
@@ -252,14 +278,25 @@ class TemporalSmoother:
     # ------------------------------------------------------------------ the shared core
 
     def _flow(self, state: _State, dst: int, src: int, frames: dict[int, _Frame]) -> F32:
-        """Flow mapping frame ``dst``'s pixels into frame ``src`` at the ab resolution (cached per ordered pair)."""
+        """Flow mapping frame ``dst``'s pixels into frame ``src`` at the ab resolution (cached per ordered pair).
+
+        Only consecutive frames get a DIS flow of their own; frames further apart compose the chain of consecutive
+        flows between them (:func:`compose_flow`), so a frame costs two DIS flows whatever the radius.
+        """
         cached = state.flows.get((dst, src))
         if cached is not None:
             return np.asarray(cached, dtype=np.float32)
         a, b = frames[dst], frames[src]
-        flow = compute_flow(b.flow_luma, a.flow_luma, self.flow_preset)
-        if flow.shape[:2] != a.luma.shape:
-            flow = resize_flow(flow, a.luma.shape)
+        if abs(src - dst) > 1:
+            step = 1 if src > dst else -1
+            flow = compose_flow(
+                self._flow(state, dst, src - step, frames), self._flow(state, src - step, src, frames)
+            )
+        else:
+            preset = self.flow_preset or smoothing_preset(a.flow_luma.shape)
+            flow = compute_flow(b.flow_luma, a.flow_luma, preset)
+            if flow.shape[:2] != a.luma.shape:
+                flow = resize_flow(flow, a.luma.shape)
         state.flows.put((dst, src), flow)
         return flow
 
@@ -287,28 +324,34 @@ class TemporalSmoother:
         neighbours = self._window(state, n, frames) if self.params.strength > 0 else []
         if not neighbours:
             return centre.ab.clone() if isinstance(centre.ab, torch.Tensor) else centre.ab.copy()
-        fwd = np.stack([self._flow(state, n, m, frames) for m in neighbours])
-        bwd = np.stack([self._flow(state, m, n, frames) for m in neighbours])
+        fwd = [self._flow(state, n, m, frames) for m in neighbours]
+        bwd = [self._flow(state, m, n, frames) for m in neighbours]
         weights = np.array([self.params.neighbour_weight(abs(m - n)) for m in neighbours], dtype=np.float32)
-        lowpass = self.params.correction_kernel(centre.luma.shape)
+        lowpass = self.params.correction_lowpass(centre.luma.shape)
         if self.backend == "torch":
             dev = self.device
-            avg_t = kernel_torch(
-                centre.luma_dev,  # type: ignore[arg-type]
+            lumas_dev = [frames[m].luma_dev for m in (n, *neighbours)]  # prepared for the torch backend
+            l_dev = [x for x in lumas_dev if x is not None]
+            avg_t, total_t = kernel_torch(
+                l_dev[0],
                 centre.ab,
-                torch.stack([frames[m].luma_dev for m in neighbours]),  # type: ignore[misc]
+                torch.stack(l_dev[1:]),
                 torch.stack([frames[m].ab for m in neighbours]),
-                torch.from_numpy(fwd).to(dev),
-                torch.from_numpy(bwd).to(dev),
+                torch.from_numpy(np.stack(fwd)).to(dev),
+                torch.from_numpy(np.stack(bwd)).to(dev),
                 torch.from_numpy(weights).to(dev),
                 self.params,
+                return_weight=True,
             )
-            return lowpass_correction_torch(centre.ab, avg_t, lowpass)
-        l_n = np.stack([frames[m].luma for m in neighbours])
-        ab_n = np.stack([frames[m].ab for m in neighbours])
+            weight_t = total_t if self.params.confidence_lowpass else None
+            return lowpass_correction_torch(centre.ab, avg_t, lowpass, weight_t)
+        l_n = [frames[m].luma for m in neighbours]
+        ab_n = [frames[m].ab for m in neighbours]
         kernel = kernel_numba if self.backend == "numba" else kernel_reference
-        avg = kernel(centre.luma, centre.ab, l_n, ab_n, fwd, bwd, weights, self.params)
-        return lowpass_correction(centre.ab, avg, lowpass)
+        avg, weight = kernel(
+            centre.luma, centre.ab, l_n, ab_n, fwd, bwd, weights, self.params, return_weight=True
+        )
+        return lowpass_correction(centre.ab, avg, lowpass, weight if self.params.confidence_lowpass else None)
 
     # ------------------------------------------------------------------ streaming
 

@@ -3,9 +3,10 @@
 from dataclasses import dataclass, field
 from typing import Any
 
-from chromaflow.core.nets.builders import archs
+from chromaflow.core.nets.builders import archs, builder_for
 
-ARCHS = archs("colorizer")  # the architectures `chromaflow train colorizer --arch` accepts
+# the architectures `chromaflow train colorizer --arch` accepts
+ARCHS = tuple(a for a in archs("colorizer") if builder_for(a).trainable)
 
 
 @dataclass

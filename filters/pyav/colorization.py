@@ -27,7 +27,6 @@ from typing import Any
 import av
 import numpy as np
 import torch
-from torch import nn
 
 from chromaflow.core.colorizer import Colorizer, ycbcr_chroma, ycbcr_lightness
 from chromaflow.core.colour import YCbCrFormat
@@ -35,7 +34,9 @@ from chromaflow.core.colour.tags import ColourRange
 from chromaflow.core.device_engine import ChromaLayout, DeviceColorizerStream, device_engine_for
 from chromaflow.core.errors import InputError, UsageError
 from chromaflow.core.hints import Hint
+from chromaflow.core.mixing import Models
 from chromaflow.core.options import ColorizeOptions
+from chromaflow.core.project import host_options, load_project
 from chromaflow.core.shots import ShotCuts, cut_luma
 from chromaflow.core.transfer import PropagationParams
 from chromaflow.core.video import Ready, VideoColorizerStream, model_frame_info
@@ -58,7 +59,10 @@ class ColorizeNode(FrameNode):
     """Colorize frames with the core video engine; a frame comes out after at most :attr:`delay` more pushes.
 
     ``colorizer``: a ready :class:`Colorizer`; otherwise one is built from ``model`` (a registry name, a ``.pt``
-    file or an ``nn.Module`` colour net), ``device``, ``precision`` and ``size``; ``model=None`` means no colour
+    file or an ``nn.Module`` colour net; two of them as ``"A+B"`` or ``("A", "B")`` mix their colours by
+    ``mix_rule``: ``mean`` weighted by ``mix``, or ``saturated`` softened by ``mix_softness``, see
+    :mod:`chromaflow.core.mixing`), ``device``, ``precision`` and ``size`` (None: each model's own side;
+    ``render_factor`` N is DeOldify's ``size = 16 * N``); ``model=None`` means no colour
     model (keyframe transfer alone, which needs ``references``). ``references``: ``{frame index: RGB image or image
     path}``, carried through the shot by ``transfer`` (``auto``, ``propagate``, ``knn``, ``reinhard``,
     ``histogram``), the model filling in where propagation is unsure. ``hints``: colour points in frame pixels
@@ -71,14 +75,15 @@ class ColorizeNode(FrameNode):
 
     ``options``: the run's :class:`ColorizeOptions` whole, instead of the option keywords (``model`` to
     ``params``; giving both is refused). ``colorizer``, ``references``, ``hints``, ``gray_to`` and ``on_info``
-    are the node's own.
+    are the node's own. ``project``: a studio project file (:mod:`chromaflow.core.project`) giving the colour
+    options, hints and keyframes (the keywords then set only device, precision, batch size and engine).
     """
 
     def __init__(
         self,
         colorizer: Colorizer | None = None,
         *,
-        model: str | Path | nn.Module | Colorizer | None = ColorizeOptions.model,
+        model: Models | Colorizer | None = ColorizeOptions.model,
         references: Mapping[int, Any] | None = None,
         transfer: str = ColorizeOptions.transfer,
         hints: Sequence[Hint] | Mapping[int, Sequence[Hint]] | None = None,
@@ -87,7 +92,7 @@ class ColorizeNode(FrameNode):
         batch_size: int = ColorizeOptions.batch_size,
         device: str | None = ColorizeOptions.device,
         precision: str | None = ColorizeOptions.precision,
-        size: int = ColorizeOptions.size,
+        size: int | None = ColorizeOptions.size,
         gray_to: str = "420",
         on_info: Callable[[int, dict[str, Any]], None] | None = None,
         engine: str = ColorizeOptions.engine,
@@ -95,6 +100,11 @@ class ColorizeNode(FrameNode):
         detect_cuts: bool = ColorizeOptions.detect_cuts,
         params: PropagationParams | None = None,
         options: ColorizeOptions | None = None,
+        render_factor: int | None = ColorizeOptions.render_factor,
+        mix: float | None = ColorizeOptions.mix,
+        mix_rule: str | None = ColorizeOptions.mix_rule,
+        mix_softness: float | None = ColorizeOptions.mix_softness,
+        project: str | Path | None = None,
     ) -> None:
         super().__init__()
         if gray_to not in ("420", "422", "444"):
@@ -111,11 +121,23 @@ class ColorizeNode(FrameNode):
             device=device,
             precision=precision,
             size=size,
+            render_factor=render_factor,
+            mix=mix,
+            mix_rule=mix_rule,
+            mix_softness=mix_softness,
             engine=engine,
             scene_cut_threshold=scene_cut_threshold,
             detect_cuts=detect_cuts,
             params=params,
         )
+        if project is not None:  # the studio's project file: its colour options, hints and keyframes
+            if references is not None or hints is not None:
+                raise UsageError(
+                    "ColorizeNode: project= brings its own hints and keyframes; leave out hints= and references="
+                )
+            loaded = load_project(project)
+            opts = host_options(loaded, opts, "ColorizeNode")
+            hints, references = loaded.engine_inputs()
         self.options = opts
         if colorizer is None:
             colorizer = opts.new_colorizer()

@@ -7,6 +7,7 @@ where it changed pixels, so the rest of each Y'CbCr frame (luma and chroma) is u
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import av
 import numpy as np
@@ -15,7 +16,7 @@ from torch import nn
 from chromaflow.core.colour.tags import ColourRange
 from chromaflow.core.deepfake import DeepfakeScorer, FrameResult, VideoSummary
 from chromaflow.core.faces import FaceDetector
-from chromaflow.core.options import DeepfakeOptions
+from chromaflow.core.options import Aggregate, DeepfakeOptions
 from chromaflow.core.overlay import OverlayStyle, draw_overlay
 from chromaflow.filters.pyav.frames import (
     PlaneLayout,
@@ -48,7 +49,9 @@ class DeepfakeNode(BatchNode):
 
     ``on_result(scored)`` is called as soon as each frame's scores exist (e.g. to stream a JSONL sidecar).
     ``min_track``: report a face once its track was seen in that many scored frames (see :class:`DeepfakeScorer`).
-    ``options``: a :class:`~chromaflow.core.options.DeepfakeOptions` whole (the scorer's options and the overlay,
+    ``threshold``: scores at or above read FAKE (overlay labels, the summary's verdict); ``aggregate``: the video
+    score's rule (``confident``, ``dfdc``, ``mean``, ``median``). ``options``: a
+    :class:`~chromaflow.core.options.DeepfakeOptions` whole (the scorer's options and the overlay,
     sampling and batching), instead of the option keywords (giving both is refused). ``scorer``: a ready scorer,
     used instead of one built from the options.
     """
@@ -58,7 +61,7 @@ class DeepfakeNode(BatchNode):
         scorer: DeepfakeScorer | None = None,
         *,
         detector: str | FaceDetector = DeepfakeOptions.detector,
-        classifier: str | nn.Module = DeepfakeOptions.classifier,
+        classifier: str | Path | nn.Module = DeepfakeOptions.classifier,
         device: str | None = DeepfakeOptions.device,
         overlay: bool = DeepfakeOptions.overlay,
         style: OverlayStyle | None = DeepfakeOptions.style,
@@ -67,6 +70,8 @@ class DeepfakeNode(BatchNode):
         on_result: Callable[[ScoredFrame], None] | None = None,
         min_track: int = DeepfakeOptions.min_track,
         options: DeepfakeOptions | None = None,
+        threshold: float = DeepfakeOptions.threshold,
+        aggregate: Aggregate = DeepfakeOptions.aggregate,
     ) -> None:
         opts = node_options(
             "DeepfakeNode",
@@ -80,12 +85,14 @@ class DeepfakeNode(BatchNode):
             every=every,
             batch_size=batch_size,
             min_track=min_track,
+            threshold=threshold,
+            aggregate=aggregate,
         )
         super().__init__(opts.batch_size)
         self.options = opts
         self.scorer = scorer or DeepfakeScorer(options=opts)
         self.overlay = opts.overlay
-        self.style = opts.style or OverlayStyle()
+        self.style = opts.overlay_style()
         self.every = opts.every
         self.on_result = on_result
         self.results: list[ScoredFrame] = []
@@ -122,7 +129,7 @@ class DeepfakeNode(BatchNode):
         return out
 
     def _draw(self, frame: av.VideoFrame, rgb: np.ndarray, result: FrameResult) -> av.VideoFrame:
-        drawn = draw_overlay(rgb, result.faces, self.style, frame_score=result.score)
+        drawn = draw_overlay(rgb, result.faces, self.style, frame_score=result.score, caption=result.model)
         changed = np.any(drawn != rgb, axis=2)
         if not changed.any():
             return frame

@@ -14,12 +14,14 @@ from pathlib import Path
 from typing import Any
 
 import vapoursynth as vs
-from torch import Tensor, nn
+from torch import Tensor
 
 from chromaflow.core.colorizer import Colorizer
 from chromaflow.core.errors import UsageError
 from chromaflow.core.hints import Hint
+from chromaflow.core.mixing import Models
 from chromaflow.core.options import ColorizeOptions, given
+from chromaflow.core.project import host_options, load_project
 from chromaflow.core.video import VideoColorizer
 from chromaflow.filters.vapoursynth.colour import ClipLayout, check_clip
 from chromaflow.filters.vapoursynth.formats import output_clip, output_format
@@ -52,6 +54,11 @@ class PooledColorizer:
 
     def __init__(self, pool: StreamPool[Colorizer]) -> None:
         self.pool = pool
+
+    @property
+    def sizes(self) -> tuple[int, ...]:
+        """The input sides of the pool's nets (every stream's are the same), for the engine's model L*."""
+        return self.pool.engines[0].sizes
 
     def predict_ab(
         self, l: Tensor, hints: Sequence[Hint] | None = None, hint_size: tuple[int, int] | None = None
@@ -86,7 +93,7 @@ def build_engine(
 
 def colorize(
     clip: vs.VideoNode,
-    model: str | Path | nn.Module | Colorizer | None = ColorizeOptions.model,
+    model: Models | Colorizer | None = ColorizeOptions.model,
     references: Any = None,
     hints: HintsArg = None,
     transfer: str = ColorizeOptions.transfer,
@@ -95,10 +102,15 @@ def colorize(
     precision: str | None = ColorizeOptions.precision,
     num_streams: int = 1,
     out_format: Any = None,
-    size: int = ColorizeOptions.size,
+    size: int | None = ColorizeOptions.size,
     keyframes: Sequence[int] | None = None,
     scene_cut_threshold: float | None = ColorizeOptions.scene_cut_threshold,
     batch: int = ColorizeOptions.batch_size,
+    render_factor: int | None = ColorizeOptions.render_factor,
+    mix: float | None = ColorizeOptions.mix,
+    mix_rule: str | None = ColorizeOptions.mix_rule,
+    mix_softness: float | None = ColorizeOptions.mix_softness,
+    project: str | Path | None = None,
 ) -> vs.VideoNode:
     """Colorize a clip. GRAY, YUV (any subsampling) and RGB; 8-16 bit integer, half or single float samples.
 
@@ -108,18 +120,24 @@ def colorize(
 
     The options are those of the PyAV ``ColorizeNode`` and ``chromaflow colorize`` (one core engine,
     :class:`chromaflow.core.video.VideoColorizer`, so the same options give the same chroma). ``model``:
-    ``"base"`` (bundled), ``"siggraph17"``, ``"eccv16"`` (``chromaflow models download NAME``), a ``.pt`` file, an
-    ``nn.Module`` following the colour-net protocol, or a ready :class:`Colorizer`; ``None`` with ``references``
-    means transfer only. ``references``: ``{frame: image path or RGB array}`` or a reference clip of the same length
+    a registry name such as ``"base"`` (bundled), ``"siggraph17"`` or ``"eccv16"`` (``chromaflow models download
+    NAME``; ``chromaflow models list`` names them all), a ``.pt`` file, an ``nn.Module`` following the colour-net
+    protocol, or a ready :class:`Colorizer`; two models as ``("A", "B")`` or ``"A+B"`` are mixed once per frame by
+    ``mix_rule`` (``"mean"`` weighted by ``mix``, the first model's share, default 0.5; ``"saturated"``: per pixel
+    the more saturated colour, blended over ``mix_softness`` ab units; :mod:`chromaflow.core.mixing`); ``None`` with
+    ``references`` means transfer only. ``references``: ``{frame: image path or RGB array}`` or a reference clip of the same length
     whose coloured frames carry ``ChromaflowKeyframe=1`` (or are listed in ``keyframes``); their colours are carried
     through the shot by ``transfer`` (``auto``, ``propagate``, ``knn``, ``reinhard``, ``histogram``), the model
     filling in where propagation is unsure. ``hints``: colour points ``"x,y,#RRGGBB[,radius]"`` (frame pixels) for
     every frame, or ``{frame: [points]}`` (model only). ``smooth``: temporal smoothing radius in frames (0 = off;
-    frame ``n`` then reads frames ``n - smooth .. n + smooth``). ``size``: the model's input side. ``batch``: frames
+    frame ``n`` then reads frames ``n - smooth .. n + smooth``). ``size``: the model's input side (None: each
+    model's own, e.g. 256 for ``base``); ``render_factor`` N: DeOldify's spelling, ``size = 16 * N``. ``batch``: frames
     per model batch (a frame's batch is fixed, so results do not depend on request order). ``num_streams``: model
     copies, one per concurrent frame callback (VapourSynth R81 runs a Python filter's callbacks one at a time, so 1
     is enough there; the model's own threads use every core). Every frame gets ``ChromaflowKeyframeDistance``, ``ChromaflowTransferConfidence``,
-    ``ChromaflowSceneCut`` and ``ChromaflowKeyframe`` (and ``ChromaflowModel`` with a model).
+    ``ChromaflowSceneCut`` and ``ChromaflowKeyframe`` (and ``ChromaflowModel`` with a model). ``project``: a studio
+    project file (:mod:`chromaflow.core.project`) giving the model, size, hints, keyframes, transfer and smoothing
+    (the other parameters then set only device, precision, batch and streams).
     """
     func = "colorize"
     layout = check_clip(clip, func)
@@ -132,14 +150,30 @@ def colorize(
             device=device,
             precision=precision,
             size=size,
+            render_factor=render_factor,
+            mix=mix,
+            mix_rule=mix_rule,
+            mix_softness=mix_softness,
             batch_size=batch,
             transfer=transfer,
             smooth=smooth,
             scene_cut_threshold=scene_cut_threshold,
         )
+    parsed_hints: dict[int, list[Hint]] | list[Hint]
+    if project is not None:  # the studio's project: its colour options, hints and keyframes
+        if references is not None or hints is not None:
+            raise vs.Error(
+                f"chromaflow.{func}: project= brings its own hints and keyframes; leave out hints and references"
+            )
+        with reported(func):
+            loaded = load_project(project)
+            opts = host_options(loaded, opts, "")
+            project_hints, references = loaded.engine_inputs(clip.num_frames)
+        model, parsed_hints = opts.model, project_hints or []
+    else:
+        parsed_hints = parse_hints(hints, clip.num_frames, func)
     if model is None and references is None:
         raise vs.Error(f"chromaflow.{func}: give a model, references, or both")
-    parsed_hints = parse_hints(hints, clip.num_frames, func)
     pool: StreamPool[Colorizer] | None = None
     if model is not None:
         with reported(func):

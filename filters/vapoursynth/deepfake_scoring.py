@@ -118,22 +118,26 @@ def deepfake(
     clip: vs.VideoNode,
     overlay: bool = DeepfakeOptions.overlay,
     detector: str | FaceDetector = DeepfakeOptions.detector,
-    classifier: str | nn.Module = DeepfakeOptions.classifier,
+    classifier: str | Path | nn.Module = DeepfakeOptions.classifier,
     classifier_path: str | Path | None = DeepfakeOptions.classifier_path,
     device: str | None = DeepfakeOptions.device,
     smoothing: Smoothing = DeepfakeOptions.smoothing,
     min_face: int = DeepfakeOptions.min_face,
     style: OverlayStyle | None = DeepfakeOptions.style,
     min_track: int = DeepfakeOptions.min_track,
+    threshold: float = DeepfakeOptions.threshold,
 ) -> vs.VideoNode:
     """Score faces for deepfake manipulation; per-frame results as ``Chromaflow*`` frame properties.
 
     Any GRAY/YUV/RGB format; the output has the input's format and, with ``overlay``, boxes and ``FAKE 87%`` labels
     drawn in (only the drawn pixels change). The parameters are those of
     :class:`~chromaflow.core.options.DeepfakeOptions` (defaults and checks). ``detector``: ``haar`` (built in),
-    ``blazeface`` or a ready :class:`~chromaflow.core.faces.FaceDetector`; ``classifier``:
-    ``meso4-df``, ``meso4-f2f``, ``mesoinception-df``, ``mesoinception-f2f`` (``chromaflow models download NAME``)
-    or a loaded module; ``classifier_path`` loads that classifier from a file. The scorer sees each frame as RGB24
+    ``blazeface`` or ``mtcnn`` (both need their weights), ``auto``, or a ready
+    :class:`~chromaflow.core.faces.FaceDetector`; ``classifier``: one of
+    :data:`~chromaflow.core.options.CLASSIFIERS` (MesoNet's four, the DFDC winner's EfficientNet-B7 checkpoints
+    ``effnet-b7-dfdc-1`` ... ``-7`` and their ensemble ``effnet-b7-dfdc``; ``chromaflow models download NAME``), a
+    weights file or a loaded module; ``classifier_path`` loads that classifier's architecture from a file.
+    ``threshold``: scores at or above are labelled FAKE in the overlay. The scorer sees each frame as RGB24
     (converted by ``core.resize.Bicubic`` from the frame's colour description). Faces are found and classified on
     the thread that renders the frame; face tracks and per-track score smoothing (``ema``, ``median``, ``none``)
     run in frame order, so any request order gives the results of a sequential render. ``min_track``: a face is
@@ -153,11 +157,12 @@ def deepfake(
             min_track=min_track,
             overlay=overlay,
             style=style,
+            threshold=threshold,
         )
         scorer = DeepfakeScorer(options=opts)
     rgb = rgb24_clip(clip, layout, func)
     scores = DeepfakeFrames(scorer, rgb)
-    overlay_style = opts.style or OverlayStyle()
+    overlay_style = opts.overlay_style()
 
     def render(n: int, f: list[vs.VideoFrame]) -> vs.VideoFrame:
         src, rgb_frame = f
@@ -167,7 +172,9 @@ def deepfake(
             fout = src.copy()
             if opts.overlay and result.faces:
                 desc = describe(src.props, layout, func, n)
-                drawn = draw_overlay(rgb8, result.faces, overlay_style, frame_score=result.score)
+                drawn = draw_overlay(
+                    rgb8, result.faces, overlay_style, frame_score=result.score, caption=result.model
+                )
                 paint_overlay(fout, rgb8, drawn, layout, desc)
             write_deepfake_result(fout.props, result, scorer)
             return fout

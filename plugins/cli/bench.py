@@ -6,6 +6,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from chromaflow.core.errors import UsageError
+from chromaflow.core.nets import builders
 
 if TYPE_CHECKING:
     import torch
@@ -69,7 +70,7 @@ def measure(args: argparse.Namespace) -> list[dict[str, Any]]:
         rows.append(
             {
                 "model": args.model,
-                "size": args.size,
+                "size": colorizer.size if len(colorizer.sizes) == 1 else "+".join(map(str, colorizer.sizes)),
                 "frame": f"{width}x{height}",
                 "batch": batch,
                 "device": str(device),
@@ -87,10 +88,10 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    print(f"{'model':<12}{'size':>5}{'frame':>11}{'batch':>6}  {'device':<8}{'precision':<10}{'frames/s':>9}")
+    print(f"{'model':<12}{'size':>8}{'frame':>11}{'batch':>6}  {'device':<8}{'precision':<10}{'frames/s':>9}")
     for r in rows:
         print(
-            f"{r['model']:<12}{r['size']:>5}{r['frame']:>11}{r['batch']:>6}  {r['device']:<8}"
+            f"{r['model']:<12}{r['size']!s:>8}{r['frame']:>11}{r['batch']:>6}  {r['device']:<8}"
             f"{r['precision']:<10}{r['frames_per_s']:>9.2f}"
         )
     return 0
@@ -103,11 +104,17 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
         description="Measure the colorization engine's frames/s (luma in, colour out, frames in memory) on "
         "this machine. The repository's benchmarks/ folder measures everything else (make bench).",
     )
-    parser.add_argument("--model", default="base", help="registry name or .pt file (default: base)")
     parser.add_argument(
-        "--arch", default=None, help="architecture of a .pt --model file (eccv16, siggraph17, base)"
+        "--model", default="base", help="registry name, .pt file, or two as A+B (a mix) (default: base)"
     )
-    parser.add_argument("--size", type=int, default=256, help="model input side (default 256)")
+    parser.add_argument(
+        "--arch",
+        default=None,
+        help=f"architecture of a .pt --model file: {', '.join(builders.archs('colorizer'))}",
+    )
+    parser.add_argument(
+        "--size", type=int, default=None, help="model input side (default: the model's own, 256 for base)"
+    )
     parser.add_argument(
         "--frame-size", default="854x480", help="WIDTHxHEIGHT of the frames (default 854x480)"
     )

@@ -11,11 +11,19 @@ import os
 
 from chromaflow.core.errors import UsageError
 from chromaflow.core.hints import HINT_SYNTAX, collect_hints
+from chromaflow.core.mixing import members_of
 from chromaflow.core.options import COLORIZE_ENGINES, MODES, ColorizeOptions
 from chromaflow.core.scenecut import DEFAULT_THRESHOLD
 from chromaflow.core.transfer import load_references
 from chromaflow.filters.pyav import ColorizeNode, FrameNode
 from chromaflow.filters.pyav.frame_counts import exact_frame_count
+from chromaflow.plugins.cli.model_options import add_model_arguments
+from chromaflow.plugins.cli.project_args import (
+    add_project_argument,
+    project_of,
+    project_options,
+    project_reads,
+)
 from chromaflow.plugins.cli.video_common import (
     add_encode_arguments,
     add_ui_arguments,
@@ -40,11 +48,18 @@ def smooth_of(args: argparse.Namespace) -> int:
 
 def options_of(args: argparse.Namespace) -> ColorizeOptions:
     """The run's options (checked as they are built, before references and hints are read)."""
+    project = project_of(args)
+    if project is not None:
+        return project_options(args, project)
     return ColorizeOptions(
         model=model_of(args),
         device=args.device,
         precision=args.precision,
         size=args.size,
+        render_factor=args.render_factor,
+        mix=args.mix,
+        mix_rule=args.mix_rule,
+        mix_softness=args.mix_softness,
         batch_size=args.batch,
         transfer=args.transfer,
         smooth=smooth_of(args),
@@ -55,20 +70,17 @@ def options_of(args: argparse.Namespace) -> ColorizeOptions:
 
 def build_nodes(args: argparse.Namespace, options: ColorizeOptions) -> list[FrameNode]:
     """The node chain of a colorize run: one ColorizeNode carrying ``options``."""
+    project = project_of(args)
+    if project is not None:
+        hints_of, refs_of = project.engine_inputs(exact_frame_count(args.input))
+        return [ColorizeNode(references=refs_of, hints=hints_of, options=options)]
     model = model_of(args)
     if args.arch and model is None:
         raise UsageError("--arch names the architecture of a --model file; --model none has no model")
     hints = collect_hints(args.hint or (), args.hints_json)
     references = load_references(args.ref, exact_frame_count(args.input)) if args.ref else None
-    from chromaflow.core.colorizer import Colorizer
-
-    colorizer = (  # --arch: the architecture of a plain state_dict file, as for `chromaflow image`
-        Colorizer(
-            model, device=options.device, precision=options.precision, size=options.size, arch=args.arch
-        )
-        if args.arch and model is not None
-        else None
-    )
+    # --arch: the architecture of a plain state_dict file, as for `chromaflow image`
+    colorizer = options.new_colorizer(args.arch) if args.arch and model is not None else None
     return [ColorizeNode(colorizer, references=references, hints=hints or None, options=options)]
 
 
@@ -81,9 +93,10 @@ def files_read(args: argparse.Namespace) -> list[tuple[str, str | None]]:
     ]
     reads.append(("the hints file --hints-json", args.hints_json))
     model = model_of(args)
-    if model is not None and os.path.isfile(os.path.expanduser(model)):
-        reads.append(("the model file --model", os.path.expanduser(model)))
-    return reads
+    for member in members_of(model) if model is not None else ():
+        if os.path.isfile(os.path.expanduser(member)):
+            reads.append(("the model file --model", os.path.expanduser(member)))
+    return reads + project_reads(args)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -120,21 +133,15 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     model.add_argument(
         "--model",
         default=DEFAULT_MODEL,
-        metavar="NAME|none",
-        help=f"colour model: a registry name, a .pt file, or 'none' for keyframe transfer alone "
-        f"(default: {DEFAULT_MODEL})",
+        metavar="NAME|A+B|none",
+        help=f"colour model: a registry name (chromaflow models list), a .pt file, two of them as A+B (their "
+        f"colours mixed, see --mix-rule), or 'none' for keyframe transfer alone (default: {DEFAULT_MODEL})",
     )
-    model.add_argument("--arch", help="architecture of a .pt --model file (eccv16, siggraph17, base)")
+    add_model_arguments(model)
     model.add_argument(
         "--hint", action="append", metavar="X,Y,#RRGGBB[,R]", help=f"colour hint: {HINT_SYNTAX}"
     )
     model.add_argument("--hints-json", metavar="FILE", help="colour hints as a JSON list")
-    model.add_argument(
-        "--size",
-        type=int,
-        default=ColorizeOptions.size,
-        help=f"model input side (default {ColorizeOptions.size})",
-    )
     model.add_argument(
         "--batch",
         type=int,
@@ -157,6 +164,7 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
         metavar="N=IMAGE",
         help="a coloured reference for frame N (0-based); repeat for several keyframes",
     )
+    add_project_argument(keys)
     keys.add_argument(
         "--transfer",
         choices=MODES,

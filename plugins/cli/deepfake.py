@@ -9,7 +9,8 @@ import sys
 from typing import Any
 
 from chromaflow.core.errors import UsageError
-from chromaflow.core.options import CLASSIFIERS, DeepfakeOptions
+from chromaflow.core.nets.builders import archs
+from chromaflow.core.options import AGGREGATES, CLASSIFIERS, FACE_DETECTORS, DeepfakeOptions
 from chromaflow.core.scores_export import ScoresJsonlWriter, ScoresVttWriter
 from chromaflow.filters.pyav import DeepfakeNode, ScoredFrame, TranscodeReport
 from chromaflow.plugins.cli.video_common import (
@@ -24,7 +25,9 @@ def _print_summary(summary: dict[str, Any]) -> None:
     video = summary["video"]
     score = video["score"]
     verdict = (
-        "no face found" if score is None else f"{'FAKE' if score >= 0.5 else 'REAL'} (score {score:.3f})"
+        "no face found"
+        if score is None
+        else f"{video['verdict']} (score {score:.3f}, threshold {video['threshold']}, {video['aggregate']})"
     )
     print(
         f"chromaflow: {verdict}; faces in {video['frames_with_faces']} of {video['frames']} scored frames "
@@ -34,7 +37,14 @@ def _print_summary(summary: dict[str, Any]) -> None:
 
 
 # options checked one by one first, so that a refusal names the flag it came from
-_FLAGS = {"every": "--every", "min_track": "--min-track", "batch_size": "--batch"}
+_FLAGS = {
+    "classifier": "--classifier",
+    "every": "--every",
+    "min_track": "--min-track",
+    "batch_size": "--batch",
+    "threshold": "--threshold",
+    "aggregate": "--aggregate",
+}
 
 
 def options_of(args: argparse.Namespace) -> DeepfakeOptions:
@@ -42,7 +52,11 @@ def options_of(args: argparse.Namespace) -> DeepfakeOptions:
     values = {
         "detector": args.detector,
         "classifier": args.classifier,
+        "classifier_arch": args.arch,
         "device": args.device,
+        "precision": args.precision,
+        "threshold": args.threshold,
+        "aggregate": args.aggregate,
         "overlay": args.output is not None and not args.no_overlay,
         "every": args.every,
         "batch_size": args.batch,
@@ -74,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         jsonl = ScoresJsonlWriter(args.scores) if args.scores else None
-        vtt = ScoresVttWriter(args.vtt) if args.vtt else None
+        vtt = ScoresVttWriter(args.vtt, options.threshold) if args.vtt else None
         node = DeepfakeNode(options=options, on_result=on_result)
 
         def extra(_report: TranscodeReport) -> dict[str, Any]:
@@ -111,11 +125,39 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     parser.add_argument("--scores", metavar="FILE.jsonl", help="write per-frame scores as JSON lines")
     parser.add_argument("--vtt", metavar="FILE.vtt", help="write the score over time as a WebVTT track")
     parser.add_argument(
-        "--detector", choices=("haar", "blazeface"), default=DeepfakeOptions.detector, help="face detector"
+        "--detector",
+        choices=FACE_DETECTORS,
+        default=DeepfakeOptions.detector,
+        help="face detector (blazeface and mtcnn need their weights: chromaflow models download NAME; auto: "
+        "blazeface when present, else haar)",
     )
     parser.add_argument(
-        "--classifier", choices=CLASSIFIERS, default=DeepfakeOptions.classifier, help="MesoNet weights"
+        "--classifier",
+        default=DeepfakeOptions.classifier,
+        metavar="NAME|FILE",
+        help=f"face classifier: {', '.join(CLASSIFIERS)} (effnet-b7-dfdc: the DFDC winner's ensemble of seven), "
+        f"or a weights file with --arch (default {DeepfakeOptions.classifier})",
     )
+    parser.add_argument(
+        "--arch",
+        choices=archs("classifier"),
+        help="the architecture of a --classifier FILE (default: the one the file records)",
+    )
+    parser.add_argument(
+        "--threshold",
+        type=float,
+        default=DeepfakeOptions.threshold,
+        help=f"scores at or above read FAKE (default {DeepfakeOptions.threshold})",
+    )
+    parser.add_argument(
+        "--aggregate",
+        choices=AGGREGATES,
+        default=DeepfakeOptions.aggregate,
+        help="the video score: confident (ours: mostly-fake or mostly-real frames decide, any clip length), dfdc "
+        "(the DFDC winners' confident strategy on raw face scores per model), mean or median of the frame scores "
+        f"(default {DeepfakeOptions.aggregate})",
+    )
+    parser.add_argument("--precision", help="classifier precision: auto, fp32, fp16 or bf16")
     parser.add_argument("--no-overlay", action="store_true", help="copy the video without drawing on it")
     parser.add_argument(
         "--every",

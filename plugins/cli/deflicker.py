@@ -21,11 +21,16 @@ from chromaflow.plugins.cli.video_common import (
 )
 
 
-def run(args: argparse.Namespace) -> int:
-    check_video_io(args.input, args.output)
-    options = DeflickerOptions(
+def options_of(args: argparse.Namespace) -> DeflickerOptions:
+    """The run's options (also what `chromaflow batch deflicker` builds for each segment)."""
+    return DeflickerOptions(
         radius=args.radius, strength=args.strength, scene_cut_threshold=args.scene_cut, max_side=args.max_side
     )
+
+
+def run(args: argparse.Namespace) -> int:
+    check_video_io(args.input, args.output)
+    options = options_of(args)
     run_video(
         args,
         args.input,

@@ -19,7 +19,9 @@ import numpy as np
 from chromaflow.core import partials, registry, stopping
 from chromaflow.core.errors import InputError, ModelError, OutputError, UsageError
 from chromaflow.core.image_files import DEFAULT_MAX_PIXELS, imread_capped
+from chromaflow.core.mixing import members_of
 from chromaflow.core.write_plan import WritePlan
+from chromaflow.plugins.cli.model_options import add_model_arguments
 
 log = logging.getLogger(__name__)
 
@@ -77,8 +79,9 @@ def check_files(args: argparse.Namespace, pairs: list[tuple[Path, Path]], folder
     for src, _dst in pairs:
         files.read(src, "the input")
     files.read(args.hints_json, "the hints file --hints-json")
-    if args.model and os.path.isfile(os.path.expanduser(args.model)):
-        files.read(os.path.expanduser(args.model), "the model file --model")
+    for member in members_of(args.model) if args.model else ():
+        if os.path.isfile(os.path.expanduser(member)):
+            files.read(os.path.expanduser(member), "the model file --model")
     for src, dst in pairs:
         files.write(dst, f"the output for {src.name}", make_folder=folder_mode)
         if args.compare:
@@ -241,20 +244,24 @@ def default_model() -> str:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from chromaflow.core.colorizer import Colorizer
     from chromaflow.core.hints import collect_hints
+    from chromaflow.core.options import ColorizeOptions
 
     hints = collect_hints(args.hint or (), args.hints_json)
     pairs = plan(args.input, args.output)
     folder_mode = not Path(args.input).is_file()  # a folder or glob: an output folder, made if needed
     check_files(args, pairs, folder_mode)
-    colorizer = Colorizer(
-        args.model or default_model(),
+    colorizer = ColorizeOptions(
+        model=args.model or default_model(),
         device=args.device,
         precision=args.precision,
         size=args.size,
-        arch=args.arch,
-    )
+        render_factor=args.render_factor,
+        mix=args.mix,
+        mix_rule=args.mix_rule,
+        mix_softness=args.mix_softness,
+    ).new_colorizer(args.arch)
+    assert colorizer is not None
     staged = StagedImages()
     try:
         if folder_mode:
@@ -285,14 +292,16 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     parser.add_argument("input", metavar="IN", help="an image file, a folder of images, or a quoted glob")
     parser.add_argument("output", metavar="OUT", help="output file, or output folder for several inputs")
     parser.add_argument(
-        "--model", help="registry name (base, siggraph17, eccv16) or a .pt state_dict file (default: base)"
+        "--model",
+        metavar="NAME|A+B",
+        help="registry name (chromaflow models list), a .pt state_dict file, or two of them as A+B (their colours "
+        "mixed, see --mix-rule) (default: base)",
     )
-    parser.add_argument("--arch", help="architecture of a .pt --model file (eccv16, siggraph17, base)")
+    add_model_arguments(parser)
     parser.add_argument(
         "--hint", action="append", metavar="X,Y,#RRGGBB[,R]", help="colour hint in input pixels (repeatable)"
     )
     parser.add_argument("--hints-json", metavar="FILE", help="JSON list of hints")
-    parser.add_argument("--size", type=int, default=256, help="model input side (multiple of 8; default 256)")
     parser.add_argument("--device", help="auto, cpu, cuda or cuda:N (default: $CHROMAFLOW_DEVICE or auto)")
     parser.add_argument("--precision", help="auto, fp32, fp16 or bf16 (default auto)")
     parser.add_argument(

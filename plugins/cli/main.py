@@ -20,7 +20,18 @@ from chromaflow.core import stopping
 from chromaflow.core.errors import ChromaflowError
 
 # Each verb lives in its own module of this package and exposes register(subparsers).
-VERB_MODULES = ("info", "image", "colorize", "deflicker", "deepfake", "models", "train", "bench")
+VERB_MODULES = (
+    "info",
+    "image",
+    "colorize",
+    "deflicker",
+    "deepfake",
+    "models",
+    "train",
+    "bench",
+    "batch",
+    "studio",
+)
 
 EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143

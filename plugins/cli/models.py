@@ -12,53 +12,77 @@ def _size(path_exists: bool, nbytes: int) -> str:
     return f"{nbytes / 2**20:.1f} MiB" if path_exists else "-"
 
 
+def _row(name: str) -> dict[str, Any]:
+    """What `models list --json` and `models info --json` report of one model."""
+    spec = registry.get_spec(name)
+    path = registry.cached_path(spec.name)
+    present = path.is_file()
+    return {
+        "name": spec.name,
+        "kind": spec.kind,
+        "arch": spec.arch,
+        "present": present,
+        "bytes": path.stat().st_size if present else None,
+        "licence": spec.licence,
+        "path": str(path),
+        "input_size": spec.input_size,
+        "sha256": spec.sha256,
+        "url": spec.url,
+        "description": spec.description,
+    }
+
+
 def run_list(args: argparse.Namespace) -> int:
-    rows: list[dict[str, Any]] = []  # one JSON object per model
-    for name in registry.names():
-        spec = registry.get_spec(name)
-        path = registry.cached_path(name)
-        present = path.is_file()
-        rows.append(
-            {
-                "name": name,
-                "kind": spec.kind,
-                "present": present,
-                "bytes": path.stat().st_size if present else None,
-                "licence": spec.licence,
-                "path": str(path),
-                "input_size": spec.input_size,
-                "sha256": spec.sha256,
-                "url": spec.url,
-            }
-        )
+    rows = [_row(name) for name in registry.names()]  # one JSON object per model
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    print(f"{'name':<18} {'kind':<10} {'present':<8} {'size':>10}  licence")
+    # the columns scripts have read stay first (name, kind, present); side and arch came later
+    print(f"{'name':<20} {'kind':<10} {'present':<8} {'side':>5} {'arch':<16} {'size':>10}  licence")
     for row in rows:
         size = _size(row["present"], row["bytes"] or 0)
+        side = row["input_size"] if row["kind"] != "anchors" else "-"
         print(
-            f"{row['name']:<18} {row['kind']:<10} {'yes' if row['present'] else 'no':<8} {size:>10}  {row['licence']}"
+            f"{row['name']:<20} {row['kind']:<10} {'yes' if row['present'] else 'no':<8} {side!s:>5} "
+            f"{row['arch']:<16} {size:>10}  {row['licence']}"
         )
+    return 0
+
+
+def run_info(args: argparse.Namespace) -> int:
+    row = _row(args.name)
+    spec = registry.get_spec(args.name)
+    row["inputs"] = spec.builder.inputs
+    if args.json:
+        print(json.dumps(row, indent=2))
+        return 0
+    row["present"] = "yes" if row["present"] else "no (chromaflow models download " + spec.name + ")"
+    for key, value in row.items():
+        print(f"{key + ':':<13} {'-' if value is None else value}")
     return 0
 
 
 def run_download(args: argparse.Namespace) -> int:
     if args.url and len(args.names) > 1:
         raise UsageError("--url names one file: download one model at a time with it")
-    for name in args.names:
+    for name in [m for n in args.names for m in registry.members(n)]:  # an ensemble: its members
         path = registry.download(name, url=args.url)
         print(path)
     return 0
 
 
 def run_import(args: argparse.Namespace) -> int:
-    print(registry.import_file(args.name, args.path))
+    for name in registry.members(args.name):  # a detector of several nets: each from the same wheel or folder
+        print(registry.import_file(name, args.path))
     return 0
 
 
 def run_verify(args: argparse.Namespace) -> int:
-    names = [args.name] if args.name else [n for n in registry.names() if registry.is_present(n)]
+    names = (
+        list(registry.members(args.name))
+        if args.name
+        else [n for n in registry.names() if registry.is_present(n)]
+    )
     bad = []
     for name in names:
         result = registry.verify(name)
@@ -80,10 +104,17 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     verbs.required = True
 
     p = verbs.add_parser(
-        "list", help="the registered models, whether their weights are present, size, licence"
+        "list", help="the registered models: kind, architecture, input side, weights present, size, licence"
     )
     p.add_argument("--json", action="store_true", help="print the list as JSON on stdout")
     p.set_defaults(func=run_list)
+
+    p = verbs.add_parser(
+        "info", help="everything about one model: architecture, input side, file, checksum, URL, licence"
+    )
+    p.add_argument("name", metavar="NAME", help="model name, see `chromaflow models list`")
+    p.add_argument("--json", action="store_true", help="print it as JSON on stdout")
+    p.set_defaults(func=run_info)
 
     p = verbs.add_parser("download", help="download weights from their official URL (SHA-256 checked)")
     p.add_argument("names", nargs="+", metavar="NAME", help="model name(s), see `chromaflow models list`")

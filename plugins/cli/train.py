@@ -8,7 +8,7 @@ from pathlib import Path
 
 from chromaflow.core.device import resolve_device, seed_everything
 from chromaflow.core.errors import OutputError, UsageError
-from chromaflow.core.nets.builders import archs
+from chromaflow.core.training.config import ARCHS
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +22,7 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
         "--data", type=Path, required=True, help="folder tree of colour images (any format OpenCV reads)"
     )
     p.add_argument("--out", type=Path, required=True, help="weights file to write (plain state_dict, fp16)")
-    p.add_argument("--arch", default="base", choices=archs("colorizer"))
+    p.add_argument("--arch", default="base", choices=ARCHS)
     p.add_argument("--size", type=int, default=128, help="training crop size in pixels (multiple of 16)")
     p.add_argument("--steps", type=int, default=2000)
     p.add_argument("--batch", type=int, default=12)

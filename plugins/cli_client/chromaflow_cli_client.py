@@ -44,6 +44,67 @@ class ClientError(Exception):
 
 
 # ----------------------------------------------------------------------------------------------------------------
+# The colour models the CLI offers, for the hosts' model lists: (name, input side, what it is). A host lists them
+# and still takes any text (a mix "A+B", a weights file). Written by tools/host_models.py from chromaflow's model
+# registry, which the hosts cannot import (no torch there); the test suite checks it is current.
+
+# host-models:start
+COLOUR_MODELS: tuple[tuple[str, int, str], ...] = (
+    (
+        "base",
+        256,
+        "chromaflow's own small colorizer, bundled with the package",
+    ),
+    (
+        "eccv16",
+        256,
+        "Zhang et al., Colorful Image Colorization (ECCV 2016)",
+    ),
+    (
+        "siggraph17",
+        256,
+        "Zhang et al., Real-Time User-Guided Image Colorization (SIGGRAPH 2017); takes hints",
+    ),
+    (
+        "ddcolor-modelscope",
+        512,
+        "DDColor-L, ImageNet with BigColor's data cleaning: the authors' default, best on photos",
+    ),
+    (
+        "ddcolor-artistic",
+        512,
+        "DDColor-L, ImageNet plus artistic images, no colourfulness loss: more varied colours",
+    ),
+    (
+        "ddcolor-paper",
+        512,
+        "DDColor-L as in the paper (ImageNet); to reproduce the paper's figures",
+    ),
+    (
+        "ddcolor-paper-tiny",
+        512,
+        "DDColor-T (ConvNeXt-T encoder, paper's training): the lightest and fastest DDColor",
+    ),
+    (
+        "deoldify-artistic",
+        560,
+        "DeOldify artistic (ResNet-34, deep decoder): the most vivid colours; best render factor varies",
+    ),
+    (
+        "deoldify-stable",
+        560,
+        "DeOldify stable (ResNet-101, wide decoder): best on portraits and landscapes, fewer odd colours",
+    ),
+    (
+        "deoldify-video",
+        336,
+        "DeOldify video (ResNet-101, wide decoder, NoGAN-tuned for steady colours from frame to frame)",
+    ),
+)
+# host-models:end
+
+
+# ----------------------------------------------------------------------------------------------------------------
 # Which program to run, in which environment
 
 

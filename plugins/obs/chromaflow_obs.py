@@ -37,8 +37,18 @@ def script_properties():  # type: ignore[no-untyped-def]
     )
     obs.obs_property_list_add_string(mode, "Colorize", "colorize")
     obs.obs_property_list_add_string(mode, "Deepfake scan", "deepfake")
-    obs.obs_properties_add_text(props, "model", "Model (colorize)", obs.OBS_TEXT_DEFAULT)
+    model = obs.obs_properties_add_list(
+        props, "model", "Model (colorize)", obs.OBS_COMBO_TYPE_EDITABLE, obs.OBS_COMBO_FORMAT_STRING
+    )  # the registry's colour models; a mix "A+B" or a weights file may be typed instead
+    for name, side, _text in logic.COLOUR_MODELS:
+        obs.obs_property_list_add_string(model, f"{name} ({side} px)", name)
     obs.obs_properties_add_bool(props, "overlay", "Write annotated video (deepfake)")
+    classifier = obs.obs_properties_add_list(
+        props, "classifier", "Classifier (deepfake)", obs.OBS_COMBO_TYPE_LIST, obs.OBS_COMBO_FORMAT_STRING
+    )
+    obs.obs_property_list_add_string(classifier, "Default", "")
+    for name in logic.CLASSIFIERS:
+        obs.obs_property_list_add_string(classifier, name, name)
     obs.obs_properties_add_path(props, "output_dir", "Output folder (empty: next to the recording)",
                                 obs.OBS_PATH_DIRECTORY, "", None)  # fmt: skip
     obs.obs_properties_add_text(
@@ -63,6 +73,7 @@ def script_update(settings) -> None:  # type: ignore[no-untyped-def]
         suffix=obs.obs_data_get_string(settings, "suffix"),
         cli_path=obs.obs_data_get_string(settings, "cli_path"),
         overlay=obs.obs_data_get_bool(settings, "overlay"),
+        classifier=obs.obs_data_get_string(settings, "classifier"),
     )
 
 

@@ -17,9 +17,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import chromaflow_cli_client as client
+from chromaflow_cli_client import COLOUR_MODELS as COLOUR_MODELS  # the Model list's entries
 from chromaflow_cli_client import ClientError
 
 MODES = ("colorize", "deepfake")
+# the CLI's --classifier names (chromaflow.core.options.CLASSIFIERS; OBS's Python cannot import chromaflow, a test
+# keeps the two equal): MesoNet's four, the DFDC winner's seven EfficientNet-B7 checkpoints and their ensemble
+CLASSIFIERS = (
+    "meso4-df", "meso4-f2f", "mesoinception-df", "mesoinception-f2f",
+    *(f"effnet-b7-dfdc-{k}" for k in range(1, 8)), "effnet-b7-dfdc",
+)  # fmt: skip
 DEFAULT_SUFFIX = {"colorize": "colorized", "deepfake": "deepfake"}
 SETTING = "the script's settings"  # where the user sets the chromaflow program, for the client's messages
 
@@ -36,11 +43,16 @@ class Settings:
     suffix: str = ""  # empty: "colorized" / "deepfake"
     cli_path: str = ""  # empty: $CHROMAFLOW_CLI, then "chromaflow" on PATH
     overlay: bool = True  # deepfake: write the annotated video (else only the scores)
+    classifier: str = ""  # deepfake: one of CLASSIFIERS (empty: the CLI's default)
     extra_args: list[str] = field(default_factory=list)
 
     def check(self) -> None:
         if self.mode not in MODES:
             raise ClientError(f"unknown mode {self.mode!r}; choose one of {', '.join(MODES)}")
+        if self.classifier and self.classifier not in CLASSIFIERS:
+            raise ClientError(
+                f"unknown classifier {self.classifier!r}; choose one of {', '.join(CLASSIFIERS)}"
+            )
         if self.suffix and re.search(r"[\\/:*?\"<>|]", self.suffix):
             raise ClientError(f"the suffix {self.suffix!r} has characters that cannot be in a file name")
 
@@ -75,6 +87,8 @@ def build_command(
     argv.append("--json")
     if settings.mode == "colorize" and settings.model:
         argv += ["--model", settings.model]
+    if settings.mode == "deepfake" and settings.classifier:
+        argv += ["--classifier", settings.classifier]
     if scores is not None:
         argv += ["--scores", str(scores)]
     return argv + list(settings.extra_args)

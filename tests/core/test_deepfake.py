@@ -69,7 +69,13 @@ def test_no_face_gray_and_tiny_frames(shared: Path) -> None:
     assert [r.index for r in results] == [10, 11, 12]
     summary = scorer.finish()
     assert summary.score is None and summary.frames == 3 and summary.frames_with_faces == 0
-    assert results[0].to_json(time=0.4) == {"frame": 10, "time": 0.4, "score": None, "faces": []}
+    assert results[0].to_json(time=0.4) == {
+        "frame": 10,
+        "time": 0.4,
+        "score": None,
+        "faces": [],
+        "model": "meso4-df",
+    }
 
 
 def test_moving_face_keeps_one_track_and_smoothing_follows(shared: Path) -> None:

@@ -27,12 +27,23 @@ ALL = [
     "base",
     "eccv16",
     "siggraph17",
+    "ddcolor-modelscope",
+    "ddcolor-artistic",
+    "ddcolor-paper",
+    "ddcolor-paper-tiny",
+    "deoldify-artistic",
+    "deoldify-stable",
+    "deoldify-video",
     "meso4-df",
     "meso4-f2f",
     "mesoinception-df",
     "mesoinception-f2f",
     "blazeface",
     "blazeface-anchors",
+    "mtcnn-pnet",
+    "mtcnn-rnet",
+    "mtcnn-onet",
+    *(f"effnet-b7-dfdc-{k}" for k in range(1, 8)),
 ]
 
 
@@ -216,7 +227,13 @@ def test_every_architecture_has_a_registered_model_and_facts() -> None:
     assert used == set(builders.BUILDERS)
     for b in builders.BUILDERS.values():
         assert b.input_size > 0 and b.inputs
-    assert builders.archs("colorizer") == ("base", "siggraph17", "eccv16")
+    assert builders.archs("colorizer")[:5] == (
+        "base",
+        "siggraph17",
+        "eccv16",
+        "ddcolor-tiny",
+        "ddcolor-large",
+    )
     assert registry.get_spec("blazeface-anchors").kind == "anchors"
     assert registry.get_spec("blazeface-anchors").input_size == 128
 

@@ -9,12 +9,15 @@ import torch
 
 import chromaflow.core.temporal.smoother as smoothing
 from chromaflow.core.errors import InputError, UsageError
+from chromaflow.core.flow import compose_flow
 from chromaflow.core.temporal import (
     SmoothingParams,
     TemporalSmoother,
     kernel_numba,
     kernel_reference,
     kernel_torch,
+    lowpass_correction,
+    lowpass_correction_torch,
     smooth_sequence,
 )
 
@@ -233,9 +236,10 @@ def test_random_access_reuses_cached_flows_and_frames(monkeypatch: pytest.Monkey
 
     smoother = TemporalSmoother(radius=2, detect_cuts=False)
     smoother.smooth_at(2, loader)
+    # one DIS flow per consecutive pair and direction (0-1 .. 3-4); pairs further apart are composed
     assert len(calls) == 8 and loads == [0, 1, 2, 3, 4]
     smoother.smooth_at(3, loader)
-    assert len(calls) == 8 + 6  # pairs (3, 2) and (2, 3) were already known
+    assert len(calls) == 8 + 2  # only the new pair (4, 5) in both directions
     assert loads[5:] == [5]
 
 
@@ -271,3 +275,73 @@ def test_random_access_from_several_threads_matches_streaming() -> None:
         results = list(pool.map(lambda n: smoother.smooth_at(n, loader), [9, 0, 4, 7, 1, 8, 2, 6, 3, 5]))
     for n, got in zip([9, 0, 4, 7, 1, 8, 2, 6, 3, 5], results, strict=True):
         np.testing.assert_array_equal(got, streamed[n])
+
+
+def test_kernel_takes_neighbours_stacked_or_one_by_one() -> None:
+    l_c, ab_c, l_n, ab_n, fwd, bwd, weights = random_window(seed=5)
+    params = SmoothingParams()
+    stacked, total = kernel_numba(l_c, ab_c, l_n, ab_n, fwd, bwd, weights, params, return_weight=True)
+    listed = kernel_numba(l_c, ab_c, list(l_n), list(ab_n), list(fwd), list(bwd), weights, params)
+    np.testing.assert_array_equal(stacked, listed)
+    _, ref_total = kernel_reference(l_c, ab_c, l_n, ab_n, fwd, bwd, weights, params, return_weight=True)
+    assert np.abs(total - ref_total).max() <= 1e-4 and total.min() >= 1.0  # the centre's own weight is 1
+
+
+def test_composed_flow_of_two_shifts_is_their_sum() -> None:
+    first = np.zeros((H, W, 2), np.float32)
+    first[..., 0] = 2.0
+    second = np.zeros((H, W, 2), np.float32)
+    second[..., 1] = -1.5
+    second[:, W // 2 :, 1] = 3.0  # the second step depends on where the first one lands
+    out = compose_flow(first, second)
+    np.testing.assert_allclose(out[10, 5], [2.0, -1.5])
+    np.testing.assert_allclose(out[10, W // 2 - 2], [2.0, 3.0])  # lands at x = W/2, in the other half
+
+
+def test_correction_lowpass_numpy_and_torch_agree_and_keep_constants() -> None:
+    rng = np.random.default_rng(9)
+    params = SmoothingParams()
+    for shape in ((H, W), (270, 480), (9, 8)):
+        lowpass = params.correction_lowpass(shape)
+        zero = np.zeros((2, *shape), np.float32)
+        corr = rng.normal(0, 5, (2, *shape)).astype(np.float32)
+        weight = rng.uniform(1, 5, shape).astype(np.float32)
+        a = lowpass_correction(zero, corr, lowpass, weight)
+        b = lowpass_correction_torch(
+            torch.from_numpy(zero), torch.from_numpy(corr), lowpass, torch.from_numpy(weight)
+        ).numpy()
+        assert np.abs(a - b).max() <= 1e-4
+        np.testing.assert_allclose(lowpass_correction(zero, zero + 3.0, lowpass, weight), 3.0, atol=1e-4)
+        if min(shape) > 16:  # (9, 8): a blur narrower than a pixel
+            assert a.std() < 0.5 * corr.std()  # it is a low-pass
+
+
+def test_confidence_lowpass_fills_small_flow_failures_and_leaves_large_ones() -> None:
+    """Where the flow failed (total weight 1, no correction of its own), a small hole takes the correction of the
+    confident pixels around it; a large failed region keeps its own, un-smoothed colour."""
+    h, w = 96, 128
+    params = SmoothingParams()
+    lowpass = params.correction_lowpass((h, w))
+    ab_c = np.zeros((2, h, w), np.float32)
+    avg = np.full((2, h, w), 6.0, np.float32)
+    weight = np.full((h, w), 5.0, np.float32)
+    avg[:, :, :40] = 0.0  # the left third: no neighbour matched, so no correction there
+    weight[:, :40] = 1.0
+    avg[:, 44:52, 90:98] = 0.0  # a small hole in the confident part
+    weight[44:52, 90:98] = 1.0
+    filled = lowpass_correction(ab_c, avg, lowpass, weight)
+    plain = lowpass_correction(ab_c, avg, lowpass)
+    assert filled[0, 48, 94] > plain[0, 48, 94] and filled[0, 48, 94] > 5.0
+    np.testing.assert_allclose(filled[:, :, :8], 0.0, atol=0.05)  # far inside the failed region: unchanged
+    np.testing.assert_allclose(filled[:, 10:-10, 110:], 6.0, atol=0.05)
+
+
+def test_small_flow_frames_keep_the_finer_dis_preset() -> None:
+    """DIS "fast" loses the motion of small frames (its finest scale is coarser); below 256 px "medium" is used."""
+    assert smoothing.smoothing_preset((48, 64)) == "medium"
+    assert smoothing.smoothing_preset((270, 480)) == smoothing.SMOOTHING_PRESET == "fast"
+    lumas, abs_ = flickering_sequence()
+    default = smooth_sequence(lumas, abs_)
+    medium = smooth_sequence(lumas, abs_, flow_preset="medium")
+    for a, b in zip(default, medium, strict=True):
+        np.testing.assert_array_equal(a, b)

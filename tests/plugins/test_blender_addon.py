@@ -57,6 +57,12 @@ commands, placement = _addon_modules("commands", "placement")
 # commands: the verbs' argv, the output names
 
 
+def test_classifier_choices_are_the_clis() -> None:
+    from chromaflow.core.options import CLASSIFIERS
+
+    assert commands.CLASSIFIERS == CLASSIFIERS
+
+
 def test_commands() -> None:
     opts = commands.ColorizeOptions(
         model="base", smooth=3, references=[(30, "/b.png"), (4, "/a.png")], device="cpu"
@@ -69,6 +75,9 @@ def test_commands() -> None:
     assert "--no-smooth" in commands.colorize_command(["cf"], "i", "o", commands.ColorizeOptions(smooth=0))
     default = commands.colorize_command(["cf"], "i", "o", commands.ColorizeOptions())
     assert "--smooth" not in default and "--no-smooth" not in default and "--ref" not in default
+    studio = commands.ColorizeOptions(model="base", smooth=3, references=[(4, "/a.png")], project="/p.json")
+    argv = commands.colorize_command(["cf"], "in.mp4", "out.mp4", studio)
+    assert argv == ["cf", "colorize", "in.mp4", "out.mp4", "--json", "--project", "/p.json"]
 
     no_overlay = commands.DeepfakeOptions(overlay=False, detector="haar")
     argv = commands.deepfake_command(["cf"], "in.mp4", "out.mp4", "s.jsonl", no_overlay)

@@ -59,6 +59,18 @@ def test_output_paths_and_commands(tmp_path: Path) -> None:
     assert argv[argv.index("--model") + 1] == "base"
 
 
+def test_classifier_setting(tmp_path: Path) -> None:
+    from chromaflow.core.options import CLASSIFIERS
+
+    assert logic.CLASSIFIERS == CLASSIFIERS
+    deep = logic.Settings(mode="deepfake", classifier="effnet-b7-dfdc")
+    argv = logic.build_command(["cf"], tmp_path / "r.mkv", None, tmp_path / "r.jsonl", deep)
+    assert argv[argv.index("--classifier") + 1] == "effnet-b7-dfdc"
+    assert "--classifier" not in logic.build_command(["cf"], tmp_path / "r.mkv", None, None, logic.Settings())
+    with pytest.raises(client.ClientError, match="unknown classifier"):
+        logic.Settings(mode="deepfake", classifier="xception").check()
+
+
 def test_settings_are_checked(tmp_path: Path) -> None:
     with pytest.raises(client.ClientError, match="unknown mode"):
         logic.Settings(mode="sharpen").check()
@@ -128,7 +140,7 @@ def _fake_obspython(recording: Path) -> ModuleType:
     obs = ModuleType("obspython")
     obs.LOG_INFO, obs.LOG_WARNING = 300, 200
     obs.OBS_FRONTEND_EVENT_RECORDING_STARTED, obs.OBS_FRONTEND_EVENT_RECORDING_STOPPED = 6, 8
-    obs.OBS_COMBO_TYPE_LIST, obs.OBS_COMBO_FORMAT_STRING = 1, 3
+    obs.OBS_COMBO_TYPE_EDITABLE, obs.OBS_COMBO_TYPE_LIST, obs.OBS_COMBO_FORMAT_STRING = 0, 1, 3
     obs.OBS_TEXT_DEFAULT, obs.OBS_PATH_FILE, obs.OBS_PATH_DIRECTORY = 0, 0, 2
     obs.logs, obs.callbacks, obs.properties = [], [], []
     obs.script_log = lambda level, msg: obs.logs.append((level, msg))

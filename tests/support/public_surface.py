@@ -65,6 +65,11 @@ def cli_flags() -> dict[str, list[str]]:
         flags: list[str] = []
         for action in sub._actions:
             flags.extend(action.option_strings or [f"<{action.dest}>"])
+            if isinstance(action, argparse._SubParsersAction):  # `chromaflow batch colorize ...`
+                for inner, inner_sub in action.choices.items():
+                    out[f"{verb} {inner}"] = sorted(
+                        f for a in inner_sub._actions for f in (a.option_strings or [f"<{a.dest}>"])
+                    )
         out[verb] = sorted(flags)
     return out
 

@@ -10,6 +10,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 SUFFIXES = {"colorize": "colorized", "deepfake": "deepfake", "deflicker": "deflickered"}
+# the CLI's --classifier names (chromaflow.core.options.CLASSIFIERS; the add-on cannot import chromaflow, a test
+# keeps the two equal): MesoNet's four, the DFDC winner's seven EfficientNet-B7 checkpoints and their ensemble
+CLASSIFIERS = (
+    "meso4-df", "meso4-f2f", "mesoinception-df", "mesoinception-f2f",
+    *(f"effnet-b7-dfdc-{k}" for k in range(1, 8)), "effnet-b7-dfdc",
+)  # fmt: skip
 
 
 @dataclass
@@ -21,6 +27,7 @@ class ColorizeOptions:
     references: list[tuple[int, str]] = field(default_factory=list)  # (frame index in the file, image path)
     device: str = ""  # "" = the CLI's default
     extra: list[str] = field(default_factory=list)
+    project: str = ""  # a studio project file: its model, hints and keyframes replace the above
 
 
 @dataclass
@@ -46,6 +53,9 @@ class DeflickerOptions:
 def colorize_command(prefix: Sequence[str], source: str, output: str, opts: ColorizeOptions) -> list[str]:
     """``chromaflow colorize IN OUT ...`` for a movie file; ``--json`` so the summary can be read back."""
     argv = [*prefix, "colorize", source, output, "--json"]
+    if opts.project:  # the studio's project carries the colour options; the CLI refuses them beside it
+        argv += ["--project", opts.project]
+        return argv + (["--device", opts.device] if opts.device else []) + list(opts.extra)
     if opts.model:
         argv += ["--model", opts.model]
     if opts.smooth is not None:

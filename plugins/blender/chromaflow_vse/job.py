@@ -76,6 +76,7 @@ class Job:
                 smooth=settings.smooth if settings.use_smooth else 0,
                 references=refs,
                 device=device,
+                project=bpy.path.abspath(settings.project) if settings.project else "",
             )
             return lambda video, _: commands.colorize_command(prefix, source, str(video), colorize)
         if self.mode == "deflicker":

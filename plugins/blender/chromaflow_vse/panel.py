@@ -44,6 +44,7 @@ class CHROMAFLOW_PT_panel(bpy.types.Panel):  # noqa: N801 - Blender's naming con
                 row = box.row(align=True)
                 row.label(text=f"{ref.marker} @ {frame}")
                 row.prop(ref, "image", text="")
+        box.prop(settings, "project")
         box.operator(CHROMAFLOW_OT_colorize_strip.bl_idname, icon="PLAY")
 
         box = layout.box()

@@ -13,7 +13,18 @@ from bpy.props import (
     StringProperty,
 )
 
+from .chromaflow_cli_client import COLOUR_MODELS
+from .commands import CLASSIFIERS
+
 SETTING = "the add-on preferences"  # where the user sets the chromaflow program, for the client's messages
+
+
+def model_suggestions(
+    _settings: bpy.types.PropertyGroup, _context: bpy.types.Context, _text: str
+) -> list[tuple[str, str]]:
+    """The registry's colour models for the Model field's search list (any other text may still be typed: a mix
+    ``A+B``, a weights file)."""
+    return [(name, f"{text} (input {side} px)") for name, side, text in COLOUR_MODELS]
 
 
 def preferences(context: bpy.types.Context) -> bpy.types.AddonPreferences | None:
@@ -48,23 +59,37 @@ class ChromaflowReference(bpy.types.PropertyGroup):
 
 
 class ChromaflowSettings(bpy.types.PropertyGroup):
-    model: StringProperty(name="Model", default="base", description="colorization model name")  # type: ignore[valid-type]
+    model: StringProperty(  # type: ignore[valid-type]
+        name="Model",
+        default="base",
+        description="colour model: pick one from the list (chromaflow models download NAME fetches its weights), "
+        "or type two as A+B to mix their colours, or the path of a weights file",
+        search=model_suggestions,
+        search_options={"SUGGESTION"},
+    )
     use_smooth: BoolProperty(name="Temporal smoothing", default=True)  # type: ignore[valid-type]
     smooth: IntProperty(  # type: ignore[valid-type]
         name="Radius", default=2, min=1, max=16, description="temporal chroma smoothing radius in frames"
     )
     references: CollectionProperty(type=ChromaflowReference)  # type: ignore[valid-type]
+    project: StringProperty(  # type: ignore[valid-type]
+        name="Project",
+        subtype="FILE_PATH",
+        description="a chromaflow studio project (.json): its model, hints and keyframes are used instead of the "
+        "settings above (chromaflow studio saves one)",
+    )
     detector: EnumProperty(  # type: ignore[valid-type]
         name="Detector",
         items=[("DEFAULT", "Default", "the CLI's default detector"), ("haar", "Haar cascade", "OpenCV's, built in"),
-               ("blazeface", "BlazeFace", "needs its weights (chromaflow models download blazeface)")],
+               ("blazeface", "BlazeFace", "needs its weights (chromaflow models download blazeface)"),
+               ("mtcnn", "MTCNN", "needs its weights (chromaflow models download mtcnn)")],
     )  # fmt: skip
     classifier: EnumProperty(  # type: ignore[valid-type]
         name="Classifier",
         items=[("DEFAULT", "Default", "the CLI's default classifier")]
         + [
-            (n, n, "MesoNet weights")
-            for n in ("meso4-df", "meso4-f2f", "mesoinception-df", "mesoinception-f2f")
+            (n, n, "the DFDC winner's EfficientNet-B7" if n.startswith("effnet") else "MesoNet weights")
+            for n in CLASSIFIERS
         ],
     )
     overlay: BoolProperty(  # type: ignore[valid-type]

@@ -22,43 +22,39 @@ processes on a shared machine). Overhead = time(filter) / time(direct) - 1; the 
 Data: ``davis-dev/dog`` frames (854 x 480) as YUV420P8 for colour, a DFDC clip (1920 x 1080) for ``deepfake``. The
 colour net is the ``base`` architecture with seeded random weights (its speed does not depend on the weights).
 
-    .venv/bin/python benchmarks/vapoursynth.py [--frames 8] [--repeat 3] [--device cpu] [--only colorize,deepfake]
+    .venv/bin/python benchmarks/vs_filters.py [--frames 8] [--repeat 3] [--device cpu] [--only colorize,deepfake]
 """
 
+import argparse
+import json
+import os
+import platform
+import statistics
 import sys
+import time
+from collections import deque
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-# Run as a script, this file's folder comes first on sys.path and its name would shadow the vapoursynth package.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+import cv2
+import numpy as np
+import torch
+import vapoursynth as vs
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import os  # noqa: E402
-import platform  # noqa: E402
-import statistics  # noqa: E402
-import time  # noqa: E402
-from collections import deque  # noqa: E402
-from collections.abc import Callable  # noqa: E402
-from typing import Any  # noqa: E402
-
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-import vapoursynth as vs  # noqa: E402
-
-from chromaflow.core.colorizer import Colorizer, ycbcr_chroma, ycbcr_lightness  # noqa: E402
-from chromaflow.core.colour import YCbCrFormat  # noqa: E402
-from chromaflow.core.deepfake import DeepfakeScorer  # noqa: E402
-from chromaflow.core.nets.base import BaseColorNet  # noqa: E402
-from chromaflow.core.overlay import OverlayStyle, draw_overlay  # noqa: E402
-from chromaflow.core.video import VideoColorizer  # noqa: E402
-from chromaflow.filters import vapoursynth as cf  # noqa: E402
+from chromaflow.core.colorizer import Colorizer, ycbcr_chroma, ycbcr_lightness
+from chromaflow.core.colour import YCbCrFormat
+from chromaflow.core.deepfake import DeepfakeScorer
+from chromaflow.core.nets.base import BaseColorNet
+from chromaflow.core.overlay import OverlayStyle, draw_overlay
+from chromaflow.core.video import VideoColorizer
+from chromaflow.filters import vapoursynth as cf
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # generated test media: tests/support
-from support import vs_synth  # noqa: E402
+from support import vs_synth
 
 core = vs.core
-RESULTS = Path(__file__).resolve().parent / "results" / "vapoursynth.json"
+RESULTS = Path(__file__).resolve().parent / "results" / "vs_filters.json"
 BATCH = 8
 
 
