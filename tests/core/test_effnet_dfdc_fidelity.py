@@ -10,10 +10,8 @@ package index. Likewise their crop (``kernel_utils.FaceExtractor`` slicing, ``is
 
 import json
 import warnings
-from fractions import Fraction
 from pathlib import Path
 
-import av
 import cv2
 import numpy as np
 import pytest
@@ -29,6 +27,8 @@ from chromaflow.core.faces import Face
 from chromaflow.core.nets import effnet_dfdc, mesonet
 from chromaflow.core.nets.ensemble import ClassifierEnsemble
 from chromaflow.plugins.cli.main import main
+
+from support.face_media import write_face_clip
 
 SIDE = 64  # small inputs keep the B7 fast; the architecture does not depend on the side
 
@@ -226,18 +226,7 @@ def test_ensemble_scores_each_member_on_one_batch() -> None:
 @pytest.fixture
 def face_clip(shared: Path, tmp_path: Path) -> Path:
     """Two frames of a DFDC dev clip's first frame around one face (640 x 480, lossless)."""
-    bgr = cv2.imread(str(shared / "data/deepfake-dev/dfdc/lynaeydofd_fr0.jpg"))
-    rgb = bgr[100:580, 640:1280, ::-1].copy()
-    path = tmp_path / "face.mkv"
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("ffv1", rate=25)
-        stream.width, stream.height, stream.pix_fmt = 640, 480, "yuv420p"
-        for i in range(2):
-            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")
-            frame.pts, frame.time_base = i, Fraction(1, 25)
-            out.mux(stream.encode(frame))
-        out.mux(stream.encode(None))
-    return path
+    return write_face_clip(shared, tmp_path / "face.mkv", 2)
 
 
 def test_cli_with_a_checkpoint_file(

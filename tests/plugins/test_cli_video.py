@@ -19,6 +19,7 @@ from chromaflow.core.nets.base import build_base
 from chromaflow.filters.pyav.frames import plane_view
 from chromaflow.plugins.cli.main import main
 
+from support.face_media import write_face_clip
 from support.pyav_synth import synth_rgb, write_clip
 
 
@@ -277,23 +278,11 @@ def test_ref_with_a_model_and_option_errors(
 
 @pytest.fixture
 def face_clip(shared: Path, tmp_path: Path) -> Path:
-    import cv2
 
     from chromaflow.core import registry
 
     registry.import_file("meso4-df", shared / "models/mesonet/Meso4_DF.h5")
-    bgr = cv2.imread(str(shared / "data/deepfake-dev/dfdc/lynaeydofd_fr0.jpg"))
-    rgb = bgr[100:580, 640:1280, ::-1].copy()
-    path = tmp_path / "face.mkv"
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("ffv1", rate=25)
-        stream.width, stream.height, stream.pix_fmt = 640, 480, "yuv420p"
-        for i in range(4):
-            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")
-            frame.pts, frame.time_base = i, Fraction(1, 25)
-            out.mux(stream.encode(frame))
-        out.mux(stream.encode(None))
-    return path
+    return write_face_clip(shared, tmp_path / "face.mkv", 4)
 
 
 def test_deepfake_overlay_scores_and_vtt(

@@ -4,7 +4,6 @@ upload cap, errors as messages."""
 
 import json
 import time
-from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -17,6 +16,7 @@ from chromaflow.filters.pyav.frames import plane_view
 from chromaflow.plugins.cli.main import main
 from chromaflow.plugins.studio.app import StudioConfig, build_app
 
+from support.face_media import write_face_clip
 from support.pyav_synth import write_clip
 
 BASE = "http://127.0.0.1:8765"
@@ -251,18 +251,9 @@ def test_a_deepfake_scan_gives_track_curves_faces_and_the_clis_sidecars(shared: 
     from chromaflow.core import registry
 
     registry.import_file("meso4-df", shared / "models/mesonet/Meso4_DF.h5")
-    bgr = cv2.imread(str(shared / "data/deepfake-dev/dfdc/lynaeydofd_fr0.jpg"))
-    rgb = bgr[100:580, 640:1280, ::-1].copy()
     folder = tmp_path / "faces"
     folder.mkdir()
-    with av.open(str(folder / "face.mkv"), "w") as out:
-        stream = out.add_stream("ffv1", rate=25)
-        stream.width, stream.height, stream.pix_fmt = 640, 480, "yuv420p"
-        for i in range(3):
-            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")
-            frame.pts, frame.time_base = i, Fraction(1, 25)
-            out.mux(stream.encode(frame))
-        out.mux(stream.encode(None))
+    write_face_clip(shared, folder / "face.mkv", 3)
     client = TestClient(build_app(StudioConfig([folder], tmp_path / "w")), base_url=BASE)
     job = client.post("/api/deepfake", json={"key": "0/face.mkv"}).json()
     assert _follow(client, job)[-1]["state"] == "done"
