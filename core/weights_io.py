@@ -311,23 +311,24 @@ def _meta_device() -> Iterator[None]:
 def _architecture_shapes(tensors: Mapping[str, TensorFact]) -> tuple[str, dict[str, tuple[int, ...]]] | None:
     """``(arch, {name: shape})`` of the colorizer architecture whose tensor names these are, at the declared width
     (built on the meta device: no memory), or ``None`` when the names are no known architecture's."""
-    from chromaflow.core.nets import base, zhang
+    from chromaflow.core.nets import base, base_v2, zhang
 
     names = set(tensors)
-    candidates: list[tuple[str, Any]] = [
-        (arch, lambda w, cls=cls: cls(width=w)) for arch, cls in zhang.ARCHITECTURES.items()
+    candidates: list[tuple[str, Any, Any]] = [
+        (arch, lambda w, cls=cls: cls(width=w), zhang.width_of) for arch, cls in zhang.ARCHITECTURES.items()
     ]
-    candidates.append(("base", lambda w: base.BaseColorNet(width=w)))
-    for arch, make in candidates:
+    candidates.append(("base", lambda w: base.BaseColorNet(width=w), base.width_of))
+    candidates.append((base_v2.ARCH, lambda w: base_v2.BaseV2ColorNet(width=w), base_v2.width_of))
+    for arch, make, width_of in candidates:
         try:
-            width = (base.width_of if arch == "base" else zhang.width_of)(tensors)  # type: ignore[arg-type]
+            width = width_of(tensors)
         except (KeyError, IndexError, ModelError, AttributeError):
             continue
         if not 1 <= width <= _MAX_WIDTH:
             continue
         with _meta_device():
             shapes = {k: tuple(v.shape) for k, v in make(width).state_dict().items()}
-        optional = {base.TEMPERATURE_KEY} if arch == "base" else set()
+        optional = {base.TEMPERATURE_KEY} if arch in ("base", base_v2.ARCH) else set()
         optional |= {k for k in shapes if k.endswith("num_batches_tracked")}  # older files lack the counters
         if set(shapes) - optional <= names <= set(shapes) | optional:
             return arch, shapes

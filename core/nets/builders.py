@@ -15,7 +15,17 @@ import torch
 from torch import nn
 
 from chromaflow.core.errors import UsageError
-from chromaflow.core.nets import base, blazeface, ddcolor, deoldify, effnet_dfdc, mesonet, mtcnn, zhang
+from chromaflow.core.nets import (
+    base,
+    base_v2,
+    blazeface,
+    ddcolor,
+    deoldify,
+    effnet_dfdc,
+    mesonet,
+    mtcnn,
+    zhang,
+)
 from chromaflow.core.weights_io import checkpoint_info
 
 NetKind = Literal["colorizer", "classifier", "detector"]
@@ -223,6 +233,14 @@ def _deoldify(arch: str) -> Builder:
 DEOLDIFY_DEEP = _deoldify("deoldify-deep")  # ResNet-34, deep decoder: ColorizeArtistic_gen.pth
 DEOLDIFY_WIDE = _deoldify("deoldify-wide")  # ResNet-101, wide decoder: ColorizeStable/Video_gen.pth
 
+
+def _new_base_v2(width: int | None) -> nn.Module:
+    return base_v2.build_base_v2(base_v2.DEFAULT_WIDTH if width is None else width)
+
+
+# base's contract on an ImageNet MobileNetV2 encoder (its pretrained file: registry entry mobilenet-v2-imagenet)
+BASE_V2 = _colorizer(base_v2.ARCH, _new_base_v2, base_v2.load_base_v2, width_option=True)
+
 BUILDERS: dict[str, Builder] = {
     b.arch: b
     for b in (
@@ -233,6 +251,7 @@ BUILDERS: dict[str, Builder] = {
         DDCOLOR_LARGE,
         DEOLDIFY_DEEP,
         DEOLDIFY_WIDE,
+        BASE_V2,
         MESO4,
         MESOINCEPTION4,
         BLAZEFACE,

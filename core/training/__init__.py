@@ -10,12 +10,14 @@ carrying the ground truth's mean ab, as in SIGGRAPH17, so that hint-following is
 
 Modules: :mod:`.config` (the options), :mod:`.data` (images), :mod:`.simulated_hints`, :mod:`.losses`,
 :mod:`.validation`, :mod:`.trainer` (the run), :mod:`.checkpoints` (saving and export), :mod:`.start` (setting a
-run up). The names below are the public surface of ``chromaflow.core.training``.
+run up), :mod:`.feature_cache` and :mod:`.encoder_phases` (``base-v2``: cached encoder features, then fine-tuning).
+The names below are the public surface of ``chromaflow.core.training``.
 """
 
 from chromaflow.core.training.checkpoints import atomic_save, export_weights, load_checkpoint
 from chromaflow.core.training.config import ARCHS, TrainConfig
 from chromaflow.core.training.data import IMAGE_SUFFIXES, ImageBank, list_images, load_rgb, split_files
+from chromaflow.core.training.encoder_phases import EncoderTrainer, pretrained_base_v2
 from chromaflow.core.training.losses import AB_NORM, PatchCritic, soft_targets
 from chromaflow.core.training.simulated_hints import points_hints, sample_hints
 from chromaflow.core.training.start import init_from_registry, prepare
@@ -25,6 +27,7 @@ __all__ = [
     "AB_NORM",
     "ARCHS",
     "IMAGE_SUFFIXES",
+    "EncoderTrainer",
     "ImageBank",
     "PatchCritic",
     "StepResult",
@@ -39,6 +42,7 @@ __all__ = [
     "load_rgb",
     "points_hints",
     "prepare",
+    "pretrained_base_v2",
     "sample_hints",
     "soft_targets",
     "split_files",

@@ -14,7 +14,7 @@ class TrainConfig:
     """Options of one training run (all of them are stored in the checkpoint)."""
 
     arch: str = "base"
-    width: int = 24  # base only
+    width: int = 24  # base; base-v2: its decoder (the CLI gives it 32)
     size: int = 128
     steps: int = 1000
     batch: int = 12
@@ -34,4 +34,9 @@ class TrainConfig:
     checkpoint_every: int = 250
     max_side: int = 512
     init: str = ""
+    # base-v2 (chromaflow.core.training.encoder_phases): cached encoder features, then the encoder's last stages
+    feature_cache: str = ""  # folder of cached features ("": compute the encoder every step)
+    crops_per_image: int = 8  # augmented crops cached per training image
+    finetune_steps: int = 0  # the last steps of the run also train the encoder's stride-32 stages
+    finetune_lr: float = 5e-5  # their learning rate (peak; warm-up and cosine over the fine-tune steps)
     extra: dict[str, Any] = field(default_factory=dict)

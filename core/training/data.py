@@ -70,20 +70,21 @@ class ImageBank:
         """(batch, 3, size, size) sRGB in [0, 1]: random image, scale, crop and horizontal flip."""
         out = np.empty((batch, self.size, self.size, 3), dtype=np.uint8)
         for i in range(batch):
-            img = self.images[int(rng.integers(len(self.images)))]
-            h, w = img.shape[:2]
-            low = self.size / min(h, w)
-            factor = float(rng.uniform(low, max(low, 1.0)))
-            if factor != 1.0:
-                nw, nh = max(self.size, round(w * factor)), max(self.size, round(h * factor))
-                img = cv2.resize(
-                    img, (nw, nh), interpolation=cv2.INTER_AREA if factor < 1 else cv2.INTER_LINEAR
-                )
-            y = int(rng.integers(img.shape[0] - self.size + 1))
-            x = int(rng.integers(img.shape[1] - self.size + 1))
-            crop = img[y : y + self.size, x : x + self.size]
-            out[i] = crop[:, ::-1] if rng.random() < 0.5 else crop
+            out[i] = self.crop(self.images[int(rng.integers(len(self.images)))], rng)
         return torch.from_numpy(out).permute(0, 3, 1, 2).float() / 255.0
+
+    def crop(self, img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """One augmented (size, size, 3) uint8 crop of ``img``: random scale, position and horizontal flip."""
+        h, w = img.shape[:2]
+        low = self.size / min(h, w)
+        factor = float(rng.uniform(low, max(low, 1.0)))
+        if factor != 1.0:
+            nw, nh = max(self.size, round(w * factor)), max(self.size, round(h * factor))
+            img = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_AREA if factor < 1 else cv2.INTER_LINEAR)
+        y = int(rng.integers(img.shape[0] - self.size + 1))
+        x = int(rng.integers(img.shape[1] - self.size + 1))
+        crop = img[y : y + self.size, x : x + self.size]
+        return crop[:, ::-1] if rng.random() < 0.5 else crop
 
     def centre_crops(self) -> Tensor:
         """Every image scaled to the crop size on its shorter side and centre-cropped (for validation)."""

@@ -8,7 +8,9 @@ from torch import nn
 
 from chromaflow.core import registry
 from chromaflow.core.errors import UsageError
+from chromaflow.core.nets import base_v2
 from chromaflow.core.nets.builders import builder_for
+from chromaflow.core.training import encoder_phases
 from chromaflow.core.training.config import TrainConfig
 from chromaflow.core.training.data import ImageBank, list_images, split_files
 from chromaflow.core.training.trainer import Trainer
@@ -31,8 +33,11 @@ def prepare(
     device: torch.device,
     val: Path | None = None,
     init: str | None = None,
+    progress: bool = True,
 ) -> Trainer:
-    """Build a Trainer from a data folder (and optional validation folder or registered model to start from)."""
+    """Build a Trainer from a data folder (and optional validation folder or registered model to start from).
+    ``base-v2`` gets an :class:`~chromaflow.core.training.encoder_phases.EncoderTrainer`, on the ImageNet encoder
+    unless ``init`` gives a trained net."""
     files = list_images(data)
     if val is not None:
         train_files, val_files = files, list_images(val)
@@ -47,4 +52,8 @@ def prepare(
         if arch != config.arch:
             raise UsageError(f"--init {init} is a {arch} model; pass --arch {arch}")
         config.init = init
+    if config.arch == base_v2.ARCH:
+        if net is None:
+            net = encoder_phases.pretrained_base_v2(config.width, progress)
+        return encoder_phases.EncoderTrainer(config, train_bank, val_bank, device, net, progress)
     return Trainer(config, train_bank, val_bank, device, net)

@@ -129,7 +129,7 @@ class Trainer:
         net = self.net
         parts: dict[str, Tensor] = {}
         if isinstance(net, BinnedColorNet):
-            logits = net.logits(l, hint, mask).float()
+            logits = self.net_logits(l, hint, mask).float()
             target = F.adaptive_avg_pool2d(ab, (logits.shape[2], logits.shape[3]))
             soft = soft_targets(target, net.bin_centres.float())
             ce = -(soft * torch.log_softmax(logits, dim=1)).sum(dim=1)
@@ -145,11 +145,20 @@ class Trainer:
         )
         return pred, target, parts
 
+    def net_logits(self, l: Tensor, hint: Tensor, mask: Tensor) -> Tensor:
+        """A binned net's logits for the current batch (a subclass may use features it already holds)."""
+        net: Any = self.net
+        return net.logits(l, hint, mask)
+
+    def set_lr(self, step: int) -> None:
+        """The learning rate(s) of ``step`` (every parameter group follows :meth:`lr_at` here)."""
+        for group in self.opt.param_groups:
+            group["lr"] = self.lr_at(step)
+
     def train_step(self) -> StepResult:
         step = self.step
         self.net.train()
-        for group in self.opt.param_groups:
-            group["lr"] = self.lr_at(step)
+        self.set_lr(step)
         l, hint, mask, ab = self.batch_at(step)
         phase = self.gan_phase(step)
         grad_ctx = torch.no_grad() if phase == "critic" else torch.enable_grad()

@@ -38,12 +38,12 @@ def run_list(args: argparse.Namespace) -> int:
         print(json.dumps(rows, indent=2))
         return 0
     # the columns scripts have read stay first (name, kind, present); side and arch came later
-    print(f"{'name':<20} {'kind':<10} {'present':<8} {'side':>5} {'arch':<16} {'size':>10}  licence")
+    print(f"{'name':<21} {'kind':<10} {'present':<8} {'side':>5} {'arch':<16} {'size':>10}  licence")
     for row in rows:
         size = _size(row["present"], row["bytes"] or 0)
         side = row["input_size"] if row["kind"] != "anchors" else "-"
         print(
-            f"{row['name']:<20} {row['kind']:<10} {'yes' if row['present'] else 'no':<8} {side!s:>5} "
+            f"{row['name']:<21} {row['kind']:<10} {'yes' if row['present'] else 'no':<8} {side!s:>5} "
             f"{row['arch']:<16} {size:>10}  {row['licence']}"
         )
     return 0

@@ -11,6 +11,7 @@ from chromaflow.core.errors import OutputError, UsageError
 from chromaflow.core.training.config import ARCHS
 
 log = logging.getLogger(__name__)
+_NEXT_TO_OUT = Path("\0next-to-out")  # --feature-cache without a folder
 
 
 def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
@@ -58,7 +59,27 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
         default=0.0,
         help="class rebalancing of the colour-bin loss (Zhang et al.'s lambda, e.g. 0.5; 0: off)",
     )
-    p.add_argument("--width", type=int, default=24, help="channel width of the base architecture")
+    p.add_argument(
+        "--width", type=int, default=None, help="channel width of base (default 24) or base-v2's decoder (32)"
+    )
+    p.add_argument(
+        "--feature-cache",
+        type=Path,
+        nargs="?",
+        const=_NEXT_TO_OUT,
+        default=None,
+        metavar="DIR",
+        help="base-v2: cache the frozen encoder's features of augmented crops in DIR (default: OUT's name with "
+        ".features) and train on them",
+    )
+    p.add_argument("--crops-per-image", type=int, default=8, help="base-v2: augmented crops cached per image")
+    p.add_argument(
+        "--finetune-steps",
+        type=int,
+        default=0,
+        help="base-v2: the last N of --steps also train the encoder's stride-32 stages",
+    )
+    p.add_argument("--finetune-lr", type=float, default=5e-5, help="base-v2: their learning rate")
     p.add_argument(
         "--threads",
         type=int,
@@ -88,9 +109,13 @@ def run(args: argparse.Namespace) -> int:
         cv2.setNumThreads(args.threads)
     seed_everything(args.seed)
     ckpt_path: Path = args.checkpoint or out.with_suffix(".ckpt")
+    encoder_options = args.feature_cache is not None or args.finetune_steps > 0
+    if encoder_options and args.arch != "base-v2":
+        raise UsageError("--feature-cache and --finetune-steps are for --arch base-v2")
+    cache = out.with_suffix(".features") if args.feature_cache == _NEXT_TO_OUT else args.feature_cache
     config = training.TrainConfig(
         arch=args.arch,
-        width=args.width,
+        width=args.width if args.width is not None else _default_width(args.arch),
         size=args.size,
         steps=args.steps,
         batch=args.batch,
@@ -100,13 +125,22 @@ def run(args: argparse.Namespace) -> int:
         rebalance=args.rebalance,
         seed=args.seed,
         val_every=args.val_every,
+        feature_cache=str(cache or ""),
+        crops_per_image=args.crops_per_image,
+        finetune_steps=args.finetune_steps,
+        finetune_lr=args.finetune_lr,
     )
     if args.resume is not None:
         saved = training.load_checkpoint(args.resume)["config"]
         saved["steps"] = args.steps  # a resumed run may be extended
         config = training.TrainConfig(**saved)
     trainer = training.prepare(
-        args.data, config, device, val=args.val, init=args.init if args.resume is None else None
+        args.data,
+        config,
+        device,
+        val=args.val,
+        init=args.init if args.resume is None else None,
+        progress=not args.no_progress,
     )
     if args.resume is not None:
         trainer.load_checkpoint(args.resume)
@@ -120,3 +154,9 @@ def run(args: argparse.Namespace) -> int:
     metrics = trainer.validate()
     print(json.dumps({"out": str(out), "steps": trainer.step, "checkpoint": str(ckpt_path), **metrics}))
     return 0
+
+
+def _default_width(arch: str) -> int:
+    from chromaflow.core.nets import base, base_v2
+
+    return base_v2.DEFAULT_WIDTH if arch == base_v2.ARCH else base.DEFAULT_WIDTH

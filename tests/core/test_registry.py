@@ -44,6 +44,7 @@ ALL = [
     "mtcnn-rnet",
     "mtcnn-onet",
     *(f"effnet-b7-dfdc-{k}" for k in range(1, 8)),
+    "mobilenet-v2-imagenet",
 ]
 
 
@@ -82,7 +83,7 @@ def test_all_names_registered_with_complete_specs(shared: Path):
     for name in ALL:
         spec = registry.get_spec(name)
         assert spec.arch and spec.filename and spec.licence and spec.input_size > 0
-        assert spec.kind in ("colorizer", "classifier", "detector", "anchors")
+        assert spec.kind in ("colorizer", "classifier", "detector", "anchors", "encoder")
         if spec.filename in sums:
             assert spec.sha256 == sums[spec.filename]
             assert spec.url is not None and spec.url.endswith("/" + spec.filename)

@@ -222,7 +222,7 @@ def test_cli_train_passes_every_option_to_the_run(image_folder: Path, tmp_path: 
 def test_nets_come_from_the_registry_builders(image_folder: Path, tmp_path: Path) -> None:
     """Fresh nets of each trainable architecture (base at --width, the Zhang nets at their published width), and
     fine-tuning from a registered model or a weights file of --arch."""
-    assert training.ARCHS == ("base", "siggraph17", "eccv16")
+    assert training.ARCHS == ("base", "siggraph17", "eccv16", "base-v2")
     base = training.build_net("base", 8)
     assert isinstance(base, BaseColorNet) and base.enc1[0].out_channels == 4 and base.training
     eccv = training.build_net("eccv16", 8)  # --width is base's option only
