@@ -7,17 +7,26 @@ decoding, the model and encoding and batches frames. Prints a table and writes b
     python benchmarks/pipeline.py [--frames 48] [--width 854 --height 480] [--device auto] [--size 256]
                                   [--baseline /tmp/cf-old]
 
-``--baseline DIR`` also times the smoothing run on another checkout (e.g. today's HEAD: ``git archive HEAD | tar -x
+The smoothing run uses the node as ``chromaflow colorize`` builds it (``overlap=True``: the model a batch ahead on a
+worker thread). ``--repeats N`` runs each N times and keeps the fastest (a loaded machine disturbs single runs).
+``--pairs N`` (with ``--baseline``) also runs the smoothing run of both trees N times each, taking turns in two
+warm child processes, and reports each pair's ratio and their median (``paired_with_baseline``): on a shared
+machine the steadiest old-against-new figure. ``--baseline DIR`` also times the smoothing run on another checkout (e.g. today's HEAD: ``git archive HEAD | tar -x
 -C /tmp/cf-old``) in a child process on the same clip settings, and adds it as a row with the ratio.
 """
 
 import argparse
+import inspect
 import json
+import os
 import platform
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import av
 import torch
@@ -31,6 +40,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # genera
 from support.pyav_synth import write_clip
 
 RESULTS = Path(__file__).resolve().parent / "results" / "pipeline.json"
+# the smoothing run's node as `chromaflow colorize` builds it: the model a batch ahead on a worker thread (a
+# checkout from before that option, timed through --baseline, runs without it)
+CLI_NODE = {"overlap": True} if "overlap" in inspect.signature(ColorizeNode).parameters else {}
 
 
 def make_colorizer(device: str, size: int) -> tuple[Colorizer, str]:
@@ -62,6 +74,74 @@ def naive(src: Path, dst: Path, colorizer: Colorizer) -> int:
     return count
 
 
+def smoothing_run(src: Path, dst: Path, colorizer: Colorizer, batch: int) -> int:
+    """The smoothing run: the clip through transcode() with the node ``chromaflow colorize`` builds."""
+    node = ColorizeNode(colorizer, smooth=2, batch_size=batch, **CLI_NODE)
+    return transcode(src, dst, [node]).frames_out
+
+
+def serve(args: argparse.Namespace) -> None:
+    """Child of ``--pairs``: load the model once, then time one smoothing run per ``run`` line on stdin."""
+    colorizer, _ = make_colorizer(args.device, args.size)
+    smoothing_run(args.serve, args.serve.with_suffix(".warm.mp4"), colorizer, args.batch)
+    print(json.dumps({"ready": True}), flush=True)
+    for line in sys.stdin:
+        if line.strip() != "run":
+            break
+        start = time.perf_counter()
+        frames = smoothing_run(
+            args.serve, args.serve.with_suffix(f".{os.getpid()}.mp4"), colorizer, args.batch
+        )
+        print(json.dumps({"frames": frames, "seconds": time.perf_counter() - start}), flush=True)
+
+
+def paired(args: argparse.Namespace, src: Path) -> dict[str, Any]:
+    """The smoothing run of this tree and of ``--baseline`` taking turns (A B B A ...), each in a warm child
+    process: neighbouring runs see nearly the same load from other processes, so their ratio is steadier on a
+    shared machine than two separate timings."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from _harness import baseline_path
+
+    site = baseline_path(args.baseline, src.parent / "baseline-site")
+    command = [sys.executable, str(Path(__file__).resolve()), "--serve", str(src)]
+    command += ["--device", args.device, "--size", str(args.size), "--batch", str(args.batch)]
+    old_env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]))
+    children = {
+        "new": subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True),
+        "old": subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=old_env
+        ),
+    }
+    fps: dict[str, list[float]] = {"new": [], "old": []}
+    try:
+        for child in children.values():  # both warmed up before either is timed
+            assert child.stdout is not None
+            json.loads(child.stdout.readline())
+        for i in range(args.pairs):
+            for which in ("new", "old") if i % 2 == 0 else ("old", "new"):
+                child = children[which]
+                assert child.stdin is not None and child.stdout is not None
+                child.stdin.write("run\n")
+                child.stdin.flush()
+                run = json.loads(child.stdout.readline())
+                fps[which].append(run["frames"] / run["seconds"])
+    finally:
+        for child in children.values():
+            assert child.stdin is not None
+            child.stdin.close()
+            child.wait()
+    ratios = [n / o for n, o in zip(fps["new"], fps["old"], strict=True)]
+    return {
+        "pairs": args.pairs,
+        "baseline": str(args.baseline),
+        "fps_new": [round(v, 2) for v in fps["new"]],
+        "fps_baseline": [round(v, 2) for v in fps["old"]],
+        "ratios": [round(v, 3) for v in ratios],
+        "median_ratio": round(float(statistics.median(ratios)), 3),
+        "load_average_1min": round(os.getloadavg()[0], 2),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -73,9 +153,17 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--repeats", type=int, default=1, help="runs of each kind; the fastest is kept")
     parser.add_argument("--only-smoothing", action="store_true", help="time the smoothing run alone")
     parser.add_argument("--baseline", type=Path, default=None, help="another checkout to time smoothing on")
+    parser.add_argument(
+        "--pairs", type=int, default=0, help="with --baseline: also N smoothing runs of each, taking turns"
+    )
+    parser.add_argument("--serve", type=Path, default=None, help=argparse.SUPPRESS)  # --pairs' children
     args = parser.parse_args()
+    if args.serve is not None:
+        serve(args)
+        return
     colorizer, model = make_colorizer(args.device, args.size)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -94,19 +182,18 @@ def main() -> None:
             ),
             (
                 f"transcode, batch {args.batch}, smoothing r=2",
-                lambda: (
-                    transcode(
-                        src, Path(tmp) / "s.mp4", [ColorizeNode(colorizer, smooth=2, batch_size=args.batch)]
-                    ).frames_out
-                ),
+                lambda: smoothing_run(src, Path(tmp) / "s.mp4", colorizer, args.batch),
             ),
         ]
         if args.only_smoothing:
             runs = runs[2:]
+        pairs = paired(args, src) if args.pairs and args.baseline is not None else None
         for name, fn in runs:
-            start = time.perf_counter()
-            frames = fn()
-            seconds = time.perf_counter() - start
+            seconds = float("inf")
+            for _ in range(args.repeats):  # the fastest of the repeats: the least disturbed by other loads
+                start = time.perf_counter()
+                frames = fn()
+                seconds = min(seconds, time.perf_counter() - start)
             rows.append(
                 {
                     "run": name,
@@ -121,6 +208,7 @@ def main() -> None:
 
         extra = ["--frames", str(args.frames), "--width", str(args.width), "--height", str(args.height)]
         extra += ["--device", args.device, "--size", str(args.size), "--batch", str(args.batch)]
+        extra += ["--repeats", str(args.repeats)]
         old = run_baseline(Path(__file__), [*extra, "--only-smoothing"], args.baseline)["runs"][0]
         rows.append(old | {"run": f"{old['run']} [baseline]", "baseline": str(args.baseline)})
         rows[-2]["vs_baseline"] = round(rows[-2]["fps"] / old["fps"], 2)
@@ -148,6 +236,12 @@ def main() -> None:
         "size": args.size,
         "runs": rows,
     }
+    if pairs is not None:
+        result["paired_with_baseline"] = pairs
+        print(
+            f"smoothing run against the baseline, {pairs['pairs']} pairs taking turns: ratios {pairs['ratios']}, "
+            f"median {pairs['median_ratio']}x"
+        )
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {args.out}")
 

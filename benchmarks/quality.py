@@ -34,7 +34,7 @@ from chromaflow.core.colorizer import Colorizer
 from chromaflow.core.colour import lab_to_rgb, rgb_to_lab
 from chromaflow.core.metrics import colorfulness, psnr, ssim
 from chromaflow.core.mixing import members_of
-from chromaflow.core.nets.base import build_base
+from chromaflow.core.nets.builders import builder_for
 from chromaflow.core.training import points_hints
 
 REPO = Path(__file__).resolve().parent.parent
@@ -59,8 +59,8 @@ def colorize(net: torch.nn.Module, lab: torch.Tensor, size: int, hints: int, see
     return lab_to_rgb(torch.cat((l_full, ab), dim=1))[0]
 
 
-def evaluate(weights: Path, data: Path, size: int, hints: int) -> dict:
-    net = build_base(state_dict=torch.load(weights, map_location="cpu", weights_only=True))
+def evaluate(weights: Path, data: Path, size: int, hints: int, arch: str = "base") -> dict:
+    net = builder_for(arch, "colorizer").load(weights)
     files = sorted(data.glob("*.png"))
     if not files:
         raise SystemExit(f"no PNG files in {data}")
@@ -200,6 +200,7 @@ def _write(path: Path, report: dict) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--weights", type=Path, default=REPO / "core/weights/base.pt")
+    parser.add_argument("--arch", default="base", help="the architecture of --weights (base, base-v2)")
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared/data/images-dev/CBSD68")
     parser.add_argument(
         "--size", type=int, default=None, help="model input side (default: 256 for base, each --model's own)"
@@ -225,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
         _write(out, report)
         return 0
     args.out = args.out or REPO / "benchmarks/results/quality.json"
-    report = evaluate(args.weights, args.data, args.size or 256, args.hints)
+    report = evaluate(args.weights, args.data, args.size or 256, args.hints, args.arch)
     print(f"{'method':<14}{'PSNR dB':>9}{'gain':>7}{'SSIM':>8}{'colourf.':>10}{'ratio':>7}", file=sys.stderr)
     for name, r in report["results"].items():
         p = "" if r["psnr"] is None else f"{r['psnr']:.2f}"

@@ -17,8 +17,8 @@ in a temporary folder. Stages:
   overlay         draw_overlay with two scored faces
   encode          libx264 with the project's MP4 defaults; h264_nvenc with the project's NVENC defaults when it
                   opens (else the JSON's "h264_nvenc" says why not)
-  end_to_end      file-to-file colorize transcode: transcode() with ColorizeNode(base, smoothing r=2, batch 8),
-                  MP4 output with the project's default encoder
+  end_to_end      file-to-file colorize transcode: transcode() with ColorizeNode(base, smoothing r=2, batch 8,
+                  overlap as `chromaflow colorize` sets it), MP4 output with the project's default encoder
 
 Rates are items/s (frames, flow pairs or crops: see the unit column), the median of repeats, each repeat running
 for at least --min-time seconds. Memory: peak RSS of the process while the stage ran (absolute, and over the level
@@ -37,6 +37,7 @@ for stage/resolution/device triples this run does not measure, so slow stages ca
 """
 
 import argparse
+import inspect
 import itertools
 import json
 import os
@@ -765,6 +766,11 @@ def encode_cases(media: Media, settings: Settings, device: str) -> list[Case]:
     return cases
 
 
+# the node as `chromaflow colorize` builds it (the model a batch ahead on a worker thread); a --baseline checkout
+# from before that option runs without it
+CLI_NODE = {"overlap": True} if "overlap" in inspect.signature(ColorizeNode).parameters else {}
+
+
 def end_to_end_cases(media: Media, settings: Settings, device: str) -> list[Case]:
     colorizer, label = colorizer_for("base", device)
     folder = media.clip.parent
@@ -775,7 +781,7 @@ def end_to_end_cases(media: Media, settings: Settings, device: str) -> list[Case
         report = transcode(
             media.clip,
             folder / f"e2e-{media.name}-{device}.mp4",
-            [ColorizeNode(colorizer, smooth=DEFAULT_SMOOTH_RADIUS, batch_size=8)],
+            [ColorizeNode(colorizer, smooth=DEFAULT_SMOOTH_RADIUS, batch_size=8, **CLI_NODE)],
         )
         if report.frames_out != frames:
             raise RuntimeError(f"transcode wrote {report.frames_out} frames of {frames}")

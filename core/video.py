@@ -342,6 +342,51 @@ def model_frame_info(scene_cut: bool) -> dict[str, Any]:
     return FrameFacts.model_only(scene_cut).as_dict()
 
 
+class ModelAhead:
+    """The colour model of a stream's blocks on one worker thread, while the caller's thread smooths, upsamples
+    and writes the frames of the blocks before (``VideoColorizerStream(overlap=True)``).
+
+    The worker computes exactly what :meth:`VideoColorizer._block` computes on the caller's thread (fixed blocks,
+    the same thread counts), so frames are identical either way; it only changes when the work is done. The
+    thread is a daemon: a run stopped mid-way (an error elsewhere, Ctrl-C) does not wait for it.
+    """
+
+    def __init__(self, core: VideoColorizer) -> None:
+        self.core = core
+        core._block_capacity += 2  # the blocks ahead stay cached next to the window's own
+        self._error: BaseException | None = None
+        self._last: threading.Thread | None = None
+
+    def start(self, block: int) -> None:
+        """Run ``block`` (all its frames are pushed) after the blocks started before it, on a worker thread (one
+        per block, each waiting for the one before: nothing lingers once a stream is dropped)."""
+        self._last = threading.Thread(
+            target=self._run, args=(block, self._last), name="chromaflow-model", daemon=True
+        )
+        self._last.start()
+
+    def _run(self, block: int, before: threading.Thread | None) -> None:
+        if before is not None:
+            before.join()
+        if self._error is not None:
+            return
+        try:
+            self.core._block(block)
+        except BaseException as exc:  # handed to the caller's thread by raise_failed
+            self._error = exc
+
+    def raise_failed(self) -> None:
+        """Raise, on the caller's thread, the error a block failed with."""
+        if self._error is not None:
+            raise self._error
+
+    def wait_all(self) -> None:
+        """Wait for every started block and raise the first error."""
+        if self._last is not None:
+            self._last.join()
+        self.raise_failed()
+
+
 class Ready(NamedTuple):
     """One finished frame of a stream."""
 
@@ -377,10 +422,12 @@ class VideoColorizerStream:
         detect_cuts: bool | None = None,
         params: PropagationParams | None = None,
         batch_size: int | None = None,
+        overlap: bool = False,
     ) -> None:
         self._frames: dict[int, Any] = {}
         self._pushed = 0
         self._next = 0
+        self._ended = False  # flushed: every frame left is ready
         opts = colorize_options(
             options,
             transfer=transfer,
@@ -400,10 +447,19 @@ class VideoColorizerStream:
             hints=hints,
             cache_every=cache_every,
         )
+        # the colour model on a worker thread, a block ahead of the frames coming out (automatic colour only)
+        self._ahead = (
+            ModelAhead(self.core)
+            if overlap and self.core.transfer is None and colorizer is not None
+            else None
+        )
 
     @property
     def lookahead(self) -> int:
-        """At most this many frames are pushed after frame ``n`` before ``n`` comes out (see ``horizon``)."""
+        """At most this many frames are pushed after frame ``n`` before ``n`` comes out (see ``horizon``); with
+        ``overlap`` one model batch more, and then exactly as many (frames come out at a fixed delay)."""
+        if self._ahead is not None:
+            return self.core.lookahead + self.core.batch_size
         return self.core.lookahead
 
     def _get(self, n: int) -> Any:
@@ -415,6 +471,8 @@ class VideoColorizerStream:
         """Add the next frame; returns the frames now ready, in order."""
         self._frames[self._pushed] = frame
         self._pushed += 1
+        if self._ahead is not None and self._pushed % self.core.batch_size == 0:
+            self._ahead.start(self._pushed // self.core.batch_size - 1)  # its block is complete
         return self._emit()
 
     def flush(self) -> list[Ready]:
@@ -429,12 +487,24 @@ class VideoColorizerStream:
                     f"reference frames {late} are past the end of the stream ({self._pushed} frames)"
                 )
             self.core.transfer.num_frames = self._pushed
+        self._ended = True
+        if self._ahead is not None:
+            self._ahead.wait_all()  # the worker's blocks (a failed one raises); a last, partial block runs here
         return self._emit()
+
+    def _ready(self, n: int) -> bool:
+        if self.core.horizon(n) >= self._pushed:
+            return False
+        # overlapped: a fixed delay, so that the frames coming out need the block the worker finished a batch ago
+        # while it runs the next one (coming out as soon as possible would leave the two threads taking turns)
+        return self._ahead is None or self._ended or self._pushed - 1 - n >= self.lookahead
 
     def _emit(self) -> list[Ready]:
         out: list[Ready] = []
-        while self._next < self._pushed and self.core.horizon(self._next) < self._pushed:
+        while self._next < self._pushed and self._ready(self._next):
             n = self._next
+            if self._ahead is not None:
+                self._ahead.raise_failed()
             out.append(Ready(n, self.core.ab(n), self.core.info(n)))
             self._next += 1
             self._release(n)

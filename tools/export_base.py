@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Turn a ``base`` training checkpoint into the shipped weights ``core/weights/base.pt``.
+"""Turn a ``base`` or ``base-v2`` training checkpoint into a shipped weights file (``core/weights/base.pt``).
 
 Chooses the annealing temperature on the run's own held-out split (never on ../shared evaluation data): the
 highest-PSNR temperature among those whose colourfulness reaches ``--min-ratio`` of the ground truth's, stores it
@@ -37,7 +37,9 @@ def main(argv: list[str] | None = None) -> int:
     files = training.list_images(args.data)
     _, val_files = training.split_files(files, args.data, config.val_fraction)
     val = training.ImageBank.from_files(val_files, config.size, config.max_side)
-    trainer = training.Trainer(config, val, val, torch.device("cpu"))
+    # base-v2's checkpoints hold its trainer's two parameter groups (decoder, fine-tuned encoder stages)
+    make = training.EncoderTrainer if config.arch == "base-v2" else training.Trainer
+    trainer = make(config, val, val, torch.device("cpu"))
     trainer.load_checkpoint(args.checkpoint)
     scores = {t: trainer.validate(temperature=t) for t in TEMPERATURES}
     for t, m in scores.items():

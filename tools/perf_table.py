@@ -165,11 +165,20 @@ def pipeline_rows(d: dict[str, Any]) -> Iterator[Row]:
     inp = d.get("input", {})
     for run in d.get("runs", []):
         if run.get("speedup", 1.0) != 1.0:
+            against = f"; {run['vs_baseline']:.2f}x the baseline, same run" if "vs_baseline" in run else ""
             yield (
                 f"file transcode {inp.get('width')}x{inp.get('height')}, {run['run']}",
-                f"{run['fps']:.2f} frames/s ({run['speedup']:.2f}x the serial loop)",
+                f"{run['fps']:.2f} frames/s ({run['speedup']:.2f}x the serial loop{against})",
                 "",
             )
+    pairs = d.get("paired_with_baseline")
+    if pairs:
+        yield (
+            f"file transcode {inp.get('width')}x{inp.get('height')}, smoothing r=2 against the baseline, "
+            f"{pairs['pairs']} runs of each taking turns",
+            f"median {pairs['median_ratio']:.2f}x (pairs: {', '.join(f'{r:.2f}x' for r in pairs['ratios'])})",
+            "",
+        )
 
 
 def vapoursynth_rows(d: dict[str, Any]) -> Iterator[Row]:

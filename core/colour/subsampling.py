@@ -8,6 +8,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
+from chromaflow.core.colour.subsampling_cpu import Taps, matrix_taps, resample_taps
 from chromaflow.core.colour.tensor_ops import float_op
 from chromaflow.core.errors import InputError, UsageError
 
@@ -48,6 +49,12 @@ def _resample_matrix(n_out: int, n_in: int, factor: int, offset: float, up: bool
     return w / w.sum(dim=1, keepdim=True)
 
 
+@lru_cache(maxsize=64)
+def _down_taps(n_out: int, n_in: int, factor: int, offset: float) -> Taps:
+    """The downsampling matrix's non-zero taps (:func:`~chromaflow.core.colour.subsampling_cpu.matrix_taps`)."""
+    return matrix_taps(_resample_matrix(n_out, n_in, factor, offset, False))
+
+
 def _resample(
     plane: Tensor, shape: tuple[int, int], factors: tuple[int, int], siting: str, up: bool
 ) -> Tensor:
@@ -59,6 +66,10 @@ def _resample(
     h_in, w_in = plane.shape[-2:]
 
     def op(v: Tensor) -> Tensor:
+        if not up and v.device.type == "cpu" and v.dtype == torch.float32 and not v.requires_grad:
+            rows = _down_taps(h_out, h_in, fh, _offset(v_align, fh))
+            cols = _down_taps(w_out, w_in, fw, _offset(h_align, fw))
+            return resample_taps(v, rows, cols)  # the tent's few taps: a tenth of the dense products' time
         mh = _resample_matrix(h_out, h_in, fh, _offset(v_align, fh), up).to(v.device, v.dtype)
         mw = _resample_matrix(w_out, w_in, fw, _offset(h_align, fw), up).to(v.device, v.dtype)
         return mh @ v @ mw.T

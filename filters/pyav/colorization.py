@@ -77,6 +77,8 @@ class ColorizeNode(FrameNode):
     ``params``; giving both is refused). ``colorizer``, ``references``, ``hints``, ``gray_to`` and ``on_info``
     are the node's own. ``project``: a studio project file (:mod:`chromaflow.core.project`) giving the colour
     options, hints and keyframes (the keywords then set only device, precision, batch size and engine).
+    ``overlap``: the colour model runs on a worker thread a batch ahead of the frames coming out (the same frames,
+    one batch more :attr:`delay`; what ``chromaflow colorize`` does).
     """
 
     def __init__(
@@ -105,6 +107,7 @@ class ColorizeNode(FrameNode):
         mix_rule: str | None = ColorizeOptions.mix_rule,
         mix_softness: float | None = ColorizeOptions.mix_softness,
         project: str | Path | None = None,
+        overlap: bool = False,
     ) -> None:
         super().__init__()
         if gray_to not in ("420", "422", "444"):
@@ -148,7 +151,9 @@ class ColorizeNode(FrameNode):
         self._device_stream: DeviceColorizerStream | None = None
         self._shots: ShotCuts | None = None
         if self.device_engine is None:
-            self.stream = VideoColorizerStream(opts, colorizer=colorizer, references=references, hints=hints)
+            self.stream = VideoColorizerStream(
+                opts, colorizer=colorizer, references=references, hints=hints, overlap=overlap
+            )
         else:
             # the device path reports the cuts the video engine decides: at its working size (cut_luma)
             self._shots = ShotCuts(opts.cut_detector())

@@ -73,7 +73,7 @@ def build_nodes(args: argparse.Namespace, options: ColorizeOptions) -> list[Fram
     project = project_of(args)
     if project is not None:
         hints_of, refs_of = project.engine_inputs(exact_frame_count(args.input))
-        return [ColorizeNode(references=refs_of, hints=hints_of, options=options)]
+        return [ColorizeNode(references=refs_of, hints=hints_of, options=options, overlap=True)]
     model = model_of(args)
     if args.arch and model is None:
         raise UsageError("--arch names the architecture of a --model file; --model none has no model")
@@ -81,7 +81,10 @@ def build_nodes(args: argparse.Namespace, options: ColorizeOptions) -> list[Fram
     references = load_references(args.ref, exact_frame_count(args.input)) if args.ref else None
     # --arch: the architecture of a plain state_dict file, as for `chromaflow image`
     colorizer = options.new_colorizer(args.arch) if args.arch and model is not None else None
-    return [ColorizeNode(colorizer, references=references, hints=hints or None, options=options)]
+    # overlap: the model runs a batch ahead on a worker thread while this thread smooths and joins the frames before
+    return [
+        ColorizeNode(colorizer, references=references, hints=hints or None, options=options, overlap=True)
+    ]
 
 
 def files_read(args: argparse.Namespace) -> list[tuple[str, str | None]]:
