@@ -147,13 +147,24 @@ def deflicker_rows(d: dict[str, Any]) -> Iterator[Row]:
 
 
 def deepfake_rows(d: dict[str, Any]) -> Iterator[Row]:
+    rule = f", video score {d['aggregate']}" if "aggregate" in d else ""
+    absent: list[str] = []
     for name, run in d.get("dfdc", {}).items():
+        if not isinstance(
+            run, dict
+        ):  # "absent": the classifier's or detector's weights were not in the cache
+            absent.append(name)
+            continue
         n = len(run.get("videos", {}))
+        fps = f", {run['fps']:.1f} frames/s" if "fps" in run else ""
         yield (
-            f"deepfake, DFDC ({n} clips), {name}",
-            f"accuracy {_pct(run['accuracy'])}, AUC {run['auc']:.2f}",
+            f"deepfake, DFDC ({n} clips{rule}), {name}",
+            f"accuracy {_pct(run['accuracy'])}, AUC {run['auc']:.2f}{fps}",
             "",
         )
+    if absent:
+        classifiers = sorted({name.split("/")[-1] for name in absent})
+        yield ("deepfake, DFDC, weights absent when measured", ", ".join(classifiers), "")
     fps = d.get("fps_1080p")
     if isinstance(fps, dict):
         for key, value in fps.items():

@@ -32,6 +32,16 @@ def test_figures_and_machine_come_from_the_results(tmp_path: Path) -> None:
     assert "quality.py" not in block, "absent results add no rows"
 
 
+def test_deepfake_rows_name_the_rule_and_the_absent_classifiers() -> None:
+    run = {"videos": {"a.mp4": {}, "b.mp4": {}}, "accuracy": 0.5, "auc": 0.75, "fps": 2.0}
+    data = {"aggregate": "confident", "dfdc": {"mtcnn/meso4-df": run, "mtcnn/effnet-b7-dfdc": "absent"}}
+    rows = [what + " | " + figure for what, figure, _ in perf_table.deepfake_rows(data)]
+    assert rows == [
+        "deepfake, DFDC (2 clips, video score confident), mtcnn/meso4-df | accuracy 50%, AUC 0.75, 2.0 frames/s",
+        "deepfake, DFDC, weights absent when measured | effnet-b7-dfdc",
+    ]
+
+
 def test_splice_replaces_only_the_block(tmp_path: Path) -> None:
     readme = tmp_path / "README.md"
     readme.write_text(f"intro\n{perf_table.START}\nold\n{perf_table.END}\noutro\n")
