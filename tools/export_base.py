@@ -26,12 +26,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("checkpoint", type=Path)
     parser.add_argument("--data", type=Path, required=True, help="the training data folder of the run")
-    parser.add_argument("--out", type=Path, default=REPO / "core/weights/base.pt")
+    parser.add_argument("--out", type=Path, default=None, help="default: core/weights/base.pt (base only)")
     parser.add_argument("--min-ratio", type=float, default=0.55)
     parser.add_argument("--size", type=int, default=0, help="validation crop size (default: the run's)")
     args = parser.parse_args(argv)
     ckpt = training.load_checkpoint(args.checkpoint)
     config = training.TrainConfig(**ckpt["config"])
+    if args.out is None:
+        # the bundled base.pt is base's file: another architecture never replaces it by default
+        if config.arch != "base":
+            parser.error(
+                f"a {config.arch} checkpoint needs --out (the bundled core/weights/base.pt is base's)"
+            )
+        args.out = REPO / "core/weights/base.pt"
     if args.size:
         config.size = args.size
     files = training.list_images(args.data)
