@@ -7,7 +7,8 @@ whole image, its ab is upsampled bilinearly to full resolution and joined with t
 net's input grid, carrying the ground truth's mean ab there (SIGGRAPH17-style).
 Prints a table (stderr) and writes JSON to benchmarks/results/quality.json (stdout: the JSON path).
 
-Targets (issue 9): PSNR >= gray + 1.0 dB with colourfulness >= 50% of the ground truth; with 5 hints PSNR >=
+``--weights`` is a registry name (default ``base``; ``base-v1`` for the first one) or a weights file of ``--arch``.
+Targets (issue 19): PSNR >= gray + 1.5 dB with colourfulness >= 60% of the ground truth's; with 5 hints PSNR >=
 gray + 4 dB.
 
 ``--model NAME[,NAME...]`` measures registry models instead (or mixes ``A+B``), each through the engine every host
@@ -34,7 +35,6 @@ from chromaflow.core.colorizer import Colorizer
 from chromaflow.core.colour import lab_to_rgb, rgb_to_lab
 from chromaflow.core.metrics import colorfulness, psnr, ssim
 from chromaflow.core.mixing import members_of
-from chromaflow.core.nets.builders import builder_for
 from chromaflow.core.training import points_hints
 
 REPO = Path(__file__).resolve().parent.parent
@@ -59,8 +59,8 @@ def colorize(net: torch.nn.Module, lab: torch.Tensor, size: int, hints: int, see
     return lab_to_rgb(torch.cat((l_full, ab), dim=1))[0]
 
 
-def evaluate(weights: Path, data: Path, size: int, hints: int, arch: str = "base") -> dict:
-    net = builder_for(arch, "colorizer").load(weights)
+def evaluate(weights: str, data: Path, size: int, hints: int, arch: str | None = None) -> dict:
+    net = registry.load(weights, arch=arch, kind="colorizer")
     files = sorted(data.glob("*.png"))
     if not files:
         raise SystemExit(f"no PNG files in {data}")
@@ -102,8 +102,8 @@ def evaluate(weights: Path, data: Path, size: int, hints: int, arch: str = "base
             summary[name]["colorfulness_ratio"] = summary[name]["colorfulness"] / gt_cf
             summary[name]["psnr_gain_db"] = summary[name]["psnr"] - gray_psnr
     targets = {
-        "auto_psnr_gain>=1.0": summary["base"]["psnr_gain_db"] >= 1.0,
-        "auto_colorfulness_ratio>=0.5": summary["base"]["colorfulness_ratio"] >= 0.5,
+        "auto_psnr_gain>=1.5": summary["base"]["psnr_gain_db"] >= 1.5,
+        "auto_colorfulness_ratio>=0.6": summary["base"]["colorfulness_ratio"] >= 0.6,
     }
     if hints:
         targets[f"{hints}hints_psnr_gain>=4.0"] = summary[f"base+{hints}hints"]["psnr_gain_db"] >= 4.0
@@ -112,7 +112,7 @@ def evaluate(weights: Path, data: Path, size: int, hints: int, arch: str = "base
         "images": len(files),
         "size": size,
         "hints": hints,
-        "weights": str(weights),
+        "weights": weights,
         "temperature": getattr(net, "temperature", None),
         "seconds": seconds,
         "machine": f"{platform.machine()} CPU, torch {torch.__version__}, {torch.get_num_threads()} threads",
@@ -199,8 +199,8 @@ def _write(path: Path, report: dict) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--weights", type=Path, default=REPO / "core/weights/base.pt")
-    parser.add_argument("--arch", default="base", help="the architecture of --weights (base, base-v2)")
+    parser.add_argument("--weights", default="base", help="registry name, or a weights file (default: base)")
+    parser.add_argument("--arch", default=None, help="the architecture of a --weights file (base, base-v2)")
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared/data/images-dev/CBSD68")
     parser.add_argument(
         "--size", type=int, default=None, help="model input side (default: 256 for base, each --model's own)"

@@ -55,7 +55,6 @@ from chromaflow.core.paths import shared_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "benchmarks" / "results" / "roofline.json"
-BASE_WEIGHTS = ROOT / "core" / "weights" / "base.pt"
 MODELS = ("base", "siggraph17", "eccv16")
 RESOLUTIONS = {"854x480": (480, 854), "1920x1080": (1080, 1920)}
 AMORTISE_BATCHES = (1, 8, 64)
@@ -228,15 +227,13 @@ def roofline_fps(flops: float, bytes_: float, peak_flops: float, peak_bw: float)
 
 
 def build_model(name: str) -> nn.Module:
-    """``base`` with its bundled weights; ``siggraph17``/``eccv16`` with seeded random weights (speed and counts
-    do not depend on the values)."""
+    """``base`` and ``base-v1`` with their bundled weights; ``siggraph17``/``eccv16`` with seeded random weights
+    (speed and counts do not depend on the values)."""
     torch.manual_seed(0)
-    if name == "base":
-        from chromaflow.core.nets.base import build_base
-        from chromaflow.core.weights_io import load_state_dict
+    if name in ("base", "base-v1"):
+        from chromaflow.core import registry
 
-        state = load_state_dict(BASE_WEIGHTS) if BASE_WEIGHTS.is_file() else None
-        return build_base(state_dict=state).eval()
+        return registry.load(name).eval()
     from chromaflow.core.nets.zhang import build_zhang
 
     return build_zhang(name).eval()

@@ -18,6 +18,14 @@ def models_dir() -> Path:
     return home_dir() / "models"
 
 
+def model_dirs() -> list[Path]:
+    """Where weights are looked for: :func:`models_dir` first, then the folders of ``$CHROMAFLOW_MODEL_PATH``
+    (``os.pathsep``-separated; e.g. a studio's shared, read-only weights folder). Downloads and imports only ever
+    write to :func:`models_dir`."""
+    extra = os.environ.get("CHROMAFLOW_MODEL_PATH", "")
+    return [models_dir(), *(Path(p).expanduser() for p in extra.split(os.pathsep) if p)]
+
+
 def shared_dir() -> Path:
     """The shared data folder: ``$CHROMAFLOW_SHARED``, else ``../shared`` relative to the working directory."""
     explicit = os.environ.get("CHROMAFLOW_SHARED")

@@ -29,7 +29,7 @@ from chromaflow.core.errors import ModelError, UsageError
 from chromaflow.core.filemode import set_output_mode
 from chromaflow.core.nets import builders
 from chromaflow.core.nets.builders import Builder, NetKind
-from chromaflow.core.paths import models_dir
+from chromaflow.core.paths import model_dirs, models_dir
 
 log = logging.getLogger(__name__)
 
@@ -113,13 +113,23 @@ class ModelSpec:
 _SPECS = (
     ModelSpec(
         "base",
+        builders.BASE_V2,
+        "base-v2.pt",
+        "7ded9f48cbd09ffd44c79417fe87c4e1ecedeb25c0a467a969f188ab20bf9dd7",
+        None,
+        "BSD-3-Clause (chromaflow) on torchvision's ImageNet MobileNetV2; see core/weights/base.md",
+        bundled=True,
+        description="chromaflow's colorizer on an ImageNet encoder (fetched once: mobilenet-v2-imagenet), bundled",
+    ),
+    ModelSpec(
+        "base-v1",
         builders.BASE,
-        "base.pt",
+        "base-v1.pt",
         "ce948e49bc24e9f13d80d107c925c7cb7d21efc21a9b36ada83cd779fc30cb62",
         None,
-        "BSD-3-Clause (chromaflow; see core/weights/base.md)",
+        "BSD-3-Clause (chromaflow; see core/weights/base-v1.md)",
         bundled=True,
-        description="chromaflow's own small colorizer, bundled with the package",
+        description="the first base: trained from scratch on free photos only, owes nothing to ImageNet; bundled",
     ),
     ModelSpec(
         "eccv16",
@@ -442,9 +452,15 @@ def _names_of(kind: NetKind | None) -> list[str]:
 
 
 def cached_path(name: str) -> Path:
-    """Where model ``name``'s weights live (present or not)."""
+    """Where model ``name``'s weights live: bundled, else the first of :func:`model_dirs` that holds the file,
+    else (absent) where a download would put it."""
     spec = get_spec(name)
-    return BUNDLED_DIR / spec.filename if spec.bundled else models_dir() / spec.filename
+    if spec.bundled:
+        return BUNDLED_DIR / spec.filename
+    for folder in model_dirs():
+        if (folder / spec.filename).is_file():
+            return folder / spec.filename
+    return models_dir() / spec.filename
 
 
 def is_present(name: str) -> bool:

@@ -348,7 +348,9 @@ class ModelAhead:
 
     The worker computes exactly what :meth:`VideoColorizer._block` computes on the caller's thread (fixed blocks,
     the same thread counts), so frames are identical either way; it only changes when the work is done. The
-    thread is a daemon: a run stopped mid-way (an error elsewhere, Ctrl-C) does not wait for it.
+    threads are not daemons: a daemon thread still inside a torch op when the interpreter exits aborts the
+    process (SIGABRT instead of Ctrl-C's exit status 130). So an exit waits for the block in flight, and blocks
+    that have not begun by then are skipped (the main thread has stopped).
     """
 
     def __init__(self, core: VideoColorizer) -> None:
@@ -361,15 +363,15 @@ class ModelAhead:
         """Run ``block`` (all its frames are pushed) after the blocks started before it, on a worker thread (one
         per block, each waiting for the one before: nothing lingers once a stream is dropped)."""
         self._last = threading.Thread(
-            target=self._run, args=(block, self._last), name="chromaflow-model", daemon=True
+            target=self._run, args=(block, self._last), name="chromaflow-model", daemon=False
         )
         self._last.start()
 
     def _run(self, block: int, before: threading.Thread | None) -> None:
         if before is not None:
             before.join()
-        if self._error is not None:
-            return
+        if self._error is not None or not threading.main_thread().is_alive():
+            return  # a block failed, or the interpreter is exiting: nobody will read this one
         try:
             self.core._block(block)
         except BaseException as exc:  # handed to the caller's thread by raise_failed

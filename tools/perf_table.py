@@ -309,7 +309,10 @@ def models_table(models: dict[str, Any] | None, quality: dict[str, Any] | None) 
         )
     info = models.get("machine")
     load = info.get("load_average") if isinstance(info, dict) else None
-    busy = f" at load average {load[0]:.1f} (other jobs shared the cores)" if load else ""
+    cores = info.get("cores") if isinstance(info, dict) else None
+    busy = f" at load average {load[0]:.1f}" if load else ""
+    if load and cores and load[0] > cores:
+        busy += " (other jobs shared the cores)"
     lines.append("")
     lines.append(
         f"Speed: {machine_of(models)}{busy}, `benchmarks/models.py` (best of batch 1 and 4, Y' planes in, 4:2:0 "

@@ -13,7 +13,7 @@ S/16, S/8 and S/4, and through a small full-resolution branch on (L*, ab hints, 
 fine luma edges to S/4.
 """
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import torch
@@ -31,7 +31,13 @@ from chromaflow.core.nets.base import (
     hint_features,
     propagate_hint_residual,
 )
-from chromaflow.core.nets.mobilenet_v2 import CHANNELS, TAPS, MobileNetV2Features, imagenet_gray
+from chromaflow.core.nets.mobilenet_v2 import (
+    CHANNELS,
+    TAPS,
+    MobileNetV2Features,
+    imagenet_gray,
+    imagenet_state,
+)
 from chromaflow.core.weights_io import load_state_dict
 
 ARCH = "base-v2"
@@ -39,6 +45,7 @@ DEFAULT_WIDTH = 32
 INPUT_SIZE = 256
 HINT_CHANNELS = 9  # hint_features' output
 FINETUNE_FROM = TAPS[16] + 1  # the first encoder block fine-tuned by default: the stride-32 stages
+ENCODER_PREFIX = "encoder."  # the MobileNetV2 trunk's tensors in a state_dict
 
 
 def _conv(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
@@ -160,16 +167,48 @@ def build_base_v2(
 ) -> BaseV2ColorNet:
     """A fresh ``base-v2`` net (training mode; its encoder random until ImageNet weights are loaded into it, see
     :func:`chromaflow.core.training.encoder_phases.pretrained_base_v2`), or one in eval mode filled from
-    ``state_dict`` (a saved whole net, encoder included)."""
+    ``state_dict`` (a saved net; encoder tensors it leaves out are ImageNet's, see :func:`shipped_state`)."""
     if state_dict is None:
         return BaseV2ColorNet(width=width)
     state = {k: v.float() for k, v in state_dict.items()}
     temperature = state.pop(TEMPERATURE_KEY, None)
     net = BaseV2ColorNet(width=width_of(state))
+    absent = [k for k in net.state_dict() if k.startswith(ENCODER_PREFIX) and k not in state]
+    if absent:
+        state.update(imagenet_encoder_tensors(absent))
     net.load_state_dict(state)
     if temperature is not None:
         net.temperature = float(temperature)
     return net.eval()
+
+
+def imagenet_encoder_tensors(keys: Iterable[str]) -> dict[str, Tensor]:
+    """The ImageNet values of encoder tensors ``keys`` (as ``encoder.features.*`` names).
+
+    A shipped ``base-v2`` file leaves out the encoder blocks that training kept frozen (:func:`shipped_state`):
+    they are torchvision's weights, which chromaflow does not redistribute, so they come from the registry's
+    SHA-256-checked copy (fetched into the model cache on first use)."""
+    imagenet = imagenet_state(progress=False)
+    out = {}
+    for key in keys:
+        source = key.removeprefix(ENCODER_PREFIX)
+        if source not in imagenet:
+            raise ModelError(f"the weights file lacks {key!r}, which is not a tensor of the ImageNet encoder")
+        out[key] = imagenet[source].float()
+    return out
+
+
+def shipped_state(net: BaseV2ColorNet, imagenet: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    """``net``'s state_dict without the encoder tensors that still equal ``imagenet``'s (torchvision's
+    MobileNetV2 state_dict): what chromaflow trained, and all it ships; :func:`build_base_v2` restores the rest."""
+    state = net.state_dict()
+    kept = {}
+    for key, value in state.items():
+        source = key.removeprefix(ENCODER_PREFIX)
+        if key.startswith(ENCODER_PREFIX) and source in imagenet and torch.equal(value, imagenet[source]):
+            continue
+        kept[key] = value
+    return kept
 
 
 def load_base_v2(path: str | Path) -> BaseV2ColorNet:

@@ -22,10 +22,16 @@ def validate(
     rng = np.random.default_rng(0)
 
     def predict(l: Tensor, hint: Tensor, mask: Tensor) -> Tensor:
+        # the net's own forward at that temperature, so hints get the refinement users get (base's
+        # propagate_hint_residual), not just the decoded logits
+        saved = getattr(net, "temperature", None)
         if temperature is not None and isinstance(net, BinnedColorNet):
-            ab = net.decode(net.logits(l, hint, mask), temperature=temperature)
-        else:
+            setattr(net, "temperature", temperature)  # noqa: B010 (nn.Module's typing hides the attribute)
+        try:
             ab = net(l, hint, mask)
+        finally:
+            if saved is not None:
+                setattr(net, "temperature", saved)  # noqa: B010
         ab = F.interpolate(ab.float(), size=l.shape[2:], mode="bilinear", align_corners=False)
         return lab_to_rgb(torch.cat((l, ab), dim=1))
 

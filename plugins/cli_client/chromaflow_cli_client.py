@@ -53,7 +53,12 @@ COLOUR_MODELS: tuple[tuple[str, int, str], ...] = (
     (
         "base",
         256,
-        "chromaflow's own small colorizer, bundled with the package",
+        "chromaflow's colorizer on an ImageNet encoder (fetched once: mobilenet-v2-imagenet), bundled",
+    ),
+    (
+        "base-v1",
+        256,
+        "the first base: trained from scratch on free photos only, owes nothing to ImageNet; bundled",
     ),
     (
         "eccv16",

@@ -3,6 +3,7 @@ builders its entries carry (``registry.load``)."""
 
 import functools
 import http.server
+import os
 import shutil
 import threading
 from collections.abc import Iterator
@@ -14,7 +15,7 @@ import torch
 
 from chromaflow.core import registry
 from chromaflow.core.errors import ModelError, UsageError
-from chromaflow.core.nets import builders
+from chromaflow.core.nets import base_v2, builders
 from chromaflow.core.nets.base import TEMPERATURE_KEY, BaseColorNet
 from chromaflow.core.nets.blazeface import BlazeFace
 from chromaflow.core.nets.mesonet import Meso4, MesoInception4, load_meso
@@ -25,6 +26,7 @@ from chromaflow.plugins.cli.main import main
 
 ALL = [
     "base",
+    "base-v1",
     "eccv16",
     "siggraph17",
     "ddcolor-modelscope",
@@ -149,6 +151,25 @@ def test_import_checks_the_hash(shared: Path, tmp_path: Path):
     assert path.name == "blazeface.pth" and registry.verify("blazeface").ok
 
 
+def test_weights_on_the_model_path_are_found_checked_and_never_written(
+    shared: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """$CHROMAFLOW_MODEL_PATH: folders searched after the cache (a studio's shared copy); a file there is checked
+    like any other, and downloads or imports still land in the cache."""
+    shared_folder = tmp_path / "studio-models"
+    shared_folder.mkdir()
+    shutil.copy(shared / "models/mesonet/Meso4_DF.h5", shared_folder / "Meso4_DF.h5")
+    (shared_folder / "blazeface.pth").write_bytes(b"not blazeface")
+    monkeypatch.setenv("CHROMAFLOW_MODEL_PATH", f"{tmp_path / 'absent'}{os.pathsep}{shared_folder}")
+    assert registry.weights_path("meso4-df") == shared_folder / "Meso4_DF.h5"
+    assert isinstance(registry.load("meso4-df"), Meso4)
+    with pytest.raises(ModelError, match="does not match the checksum"):
+        registry.weights_path("blazeface")
+    imported = registry.import_file("blazeface", shared / "models/blazeface/blazeface.pth")
+    assert imported == models_dir() / "blazeface.pth" and registry.weights_path("blazeface") == imported
+    assert (shared_folder / "blazeface.pth").read_bytes() == b"not blazeface"  # the cache comes first
+
+
 def test_tampered_cache_file_is_refused_by_weights_path_and_verify(shared: Path):
     path = registry.import_file("blazeface-anchors", shared / "models/blazeface/anchors.npy")
     data = bytearray(path.read_bytes())
@@ -205,9 +226,18 @@ def test_each_builder_builds_the_net_its_weight_file_holds(name: str, shared: Pa
     if spec.builder.file_format == "state_dict":
         stored = load_state_dict(path)
         stored.pop(TEMPERATURE_KEY, None)  # base's annealing temperature: a scalar, not a layer
-        assert {k: tuple(v.shape) for k, v in fresh.state_dict().items()} == {
-            k: tuple(v.shape) for k, v in stored.items()
-        }
+        expected = {k: tuple(v.shape) for k, v in fresh.state_dict().items()}
+        if spec.arch == base_v2.ARCH:  # the shipped file leaves out encoder tensors still equal to ImageNet's
+            left_out = {k for k in expected if k not in stored}
+            assert all(k.startswith(base_v2.ENCODER_PREFIX) for k in left_out)
+            frozen = {
+                k
+                for k in expected
+                if k.startswith(base_v2.ENCODER_PREFIX) and int(k.split(".")[2]) < base_v2.FINETUNE_FROM
+            }
+            assert frozen <= left_out
+            expected = {k: v for k, v in expected.items() if k not in left_out}
+        assert expected == {k: tuple(v.shape) for k, v in stored.items()}
     else:
         with h5py.File(path, "r") as f:
             sizes: list[int] = []
@@ -250,14 +280,19 @@ def test_load_by_name_gives_the_registered_weights(shared: Path) -> None:
         assert torch.equal(meso(x), load_meso("meso4", shared / "models/mesonet/Meso4_DF.h5")(x))
     assert isinstance(registry.load("BlazeFace"), BlazeFace)  # names are case-insensitive
     base = registry.load("base", kind="colorizer")
-    assert isinstance(base, BaseColorNet) and not base.training
+    assert isinstance(base, base_v2.BaseV2ColorNet) and not base.training
+    assert isinstance(registry.load("base-v1", kind="colorizer"), BaseColorNet)
     with pytest.raises(ModelError, match="chromaflow models download siggraph17"):
         registry.load("siggraph17")  # registered, not downloaded
-    with pytest.raises(UsageError, match="is a classifier, not a colorizer: use base, eccv16, siggraph17"):
+    with pytest.raises(
+        UsageError, match="is a classifier, not a colorizer: use base, base-v1, eccv16, siggraph17"
+    ):
         registry.load("meso4-df", kind="colorizer")
     with pytest.raises(UsageError, match="not a net"):
         registry.load("blazeface-anchors")
-    with pytest.raises(ModelError, match="unknown model 'nope': use one of base, eccv16, siggraph17"):
+    with pytest.raises(
+        ModelError, match="unknown model 'nope': use one of base, base-v1, eccv16, siggraph17"
+    ):
         registry.load("nope", kind="colorizer")
 
 

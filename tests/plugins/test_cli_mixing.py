@@ -108,7 +108,7 @@ def test_models_list_and_info_show_the_input_side(capsys: pytest.CaptureFixture[
     assert main(["models", "list"]) == 0
     table = capsys.readouterr().out.splitlines()
     assert table[0].split()[:5] == ["name", "kind", "present", "side", "arch"]
-    assert any(line.split()[:5] == ["base", "colorizer", "yes", "256", "base"] for line in table)
+    assert any(line.split()[:5] == ["base", "colorizer", "yes", "256", "base-v2"] for line in table)
     assert main(["models", "info", "eccv16", "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["input_size"] == 256 and info["arch"] == "eccv16" and "L*" in info["inputs"]
