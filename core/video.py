@@ -171,7 +171,11 @@ class VideoColorizer:
         )
         self.smoother = (
             TemporalSmoother(
-                opts.smooth, opts.smooth_strength, shots=self.shots, flow_max_side=self.params.max_side
+                opts.smooth,
+                opts.smooth_strength,
+                shots=self.shots,
+                flow_max_side=self.params.max_side,
+                pair_flows=self.transfer.pair_flow if self.transfer is not None else None,
             )
             if opts.smooth > 0
             else None

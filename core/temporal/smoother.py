@@ -153,6 +153,9 @@ class TemporalSmoother:
     the resolution flow is computed at (vectors are rescaled); ``flow_preset`` (DIS) defaults to
     :func:`smoothing_preset` of that resolution.
     ``cache_frames`` bounds how many prepared frames random access keeps (flows: ``2 * radius`` per frame).
+    ``pair_flows(dst, src)``, when given, supplies the consecutive-frame flows instead of DIS here (at any
+    resolution; they are rescaled): keyframe transfer lends the flows its chains computed, so a run with
+    references and smoothing computes each flow once. Frame indices are the caller's.
     Typical use::
 
         smoother = TemporalSmoother(radius=2, strength=1.0)
@@ -184,6 +187,7 @@ class TemporalSmoother:
         flow_max_side: int | None = 512,
         cache_frames: int | None = None,
         shots: ShotCuts | None = None,
+        pair_flows: Callable[[int, int], F32] | None = None,
     ) -> None:
         if shots is not None and (scene_cut is not None or not detect_cuts):
             raise UsageError("give the smoother shared scene cuts (shots) or its own detector, not both")
@@ -215,6 +219,7 @@ class TemporalSmoother:
         if flow_max_side is not None and flow_max_side < 8:
             raise UsageError(f"flow_max_side must be >= 8, got {flow_max_side}")
         self.flow_max_side = flow_max_side
+        self.pair_flows = pair_flows
         r = self.params.radius
         # random access keeps a few windows' worth: each frame needs 2r flows into it and 2r out of it,
         # and half of those are shared with the next frame
@@ -293,8 +298,11 @@ class TemporalSmoother:
                 self._flow(state, dst, src - step, frames), self._flow(state, src - step, src, frames)
             )
         else:
-            preset = self.flow_preset or smoothing_preset(a.flow_luma.shape)
-            flow = compute_flow(b.flow_luma, a.flow_luma, preset)
+            if self.pair_flows is not None:  # another stage of the run computes these flows anyway
+                flow = self.pair_flows(dst, src)
+            else:
+                preset = self.flow_preset or smoothing_preset(a.flow_luma.shape)
+                flow = compute_flow(b.flow_luma, a.flow_luma, preset)
             if flow.shape[:2] != a.luma.shape:
                 flow = resize_flow(flow, a.luma.shape)
         state.flows.put((dst, src), flow)

@@ -155,6 +155,11 @@ class KeyframeTransfer:
         """L* ``(h, w)`` of frame ``n`` at the working resolution."""
         return self._frames.frame(n).l_work
 
+    def pair_flow(self, dst: int, src: int) -> F32:
+        """Flow mapping frame ``dst``'s pixels into frame ``src`` (working resolution): the consecutive-frame flows
+        the chains step with, computed once per run and lent to the temporal smoother."""
+        return self._frames.flow(dst, src)
+
     def scene_cut(self, n: int) -> bool:
         """True when a new shot starts at frame ``n`` (frame 0 never)."""
         return self.shots.is_cut(n, lambda k: self._frames.frame(k).flow_luma)

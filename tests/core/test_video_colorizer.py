@@ -67,6 +67,32 @@ def test_streaming_equals_random_access(options: dict[str, object]) -> None:
     assert expected[0][0].shape == (2, *ls[0].shape)
 
 
+def test_smoothing_reuses_the_flows_keyframe_transfer_computed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With references and smoothing, each consecutive-frame flow is computed once (by the transfer's chains) and
+    lent to the smoother, which still smooths. (A counting wrapper around the real DIS call, not a mock.)"""
+    from chromaflow.core.temporal import smoother as smoother_module
+    from chromaflow.core.transfer import frames as frames_module
+
+    calls = {"smoother": 0, "transfer": 0}
+
+    def counted(name: str, real: object) -> object:
+        def run(*args: object, **kwargs: object) -> object:
+            calls[name] += 1
+            return real(*args, **kwargs)  # type: ignore[operator]
+
+        return run
+
+    monkeypatch.setattr(smoother_module, "compute_flow", counted("smoother", smoother_module.compute_flow))
+    monkeypatch.setattr(frames_module, "compute_flow", counted("transfer", frames_module.compute_flow))
+    ls, abs_ = synth.translated_sequence(n=7, step=(1, 1))
+    refs = {0: synth.rgb_of(ls[0], abs_[0]), 6: synth.rgb_of(ls[6], abs_[6])}
+    smoothed = VideoColorizer(len(ls), lambda t: ls[t], references=refs, smooth_radius=1)
+    plain = VideoColorizer(len(ls), lambda t: ls[t], references=refs, smooth_radius=0)
+    out = [smoothed.ab(t) for t in range(len(ls))]
+    assert calls["smoother"] == 0 and 0 < calls["transfer"] <= 2 * (len(ls) - 1)
+    assert any(not np.array_equal(out[t], plain.ab(t)) for t in range(1, len(ls) - 1))
+
+
 def test_stream_lookahead_is_bounded_by_the_next_keyframe() -> None:
     ls, abs_ = synth.translated_sequence(n=8)
     stream = VideoColorizerStream(
