@@ -46,8 +46,11 @@ CLI_NODE = {"overlap": True} if "overlap" in inspect.signature(ColorizeNode).par
 
 
 def make_colorizer(device: str, size: int) -> tuple[Colorizer, str]:
-    if registry.is_present("base"):
-        return Colorizer("base", device=device, size=size), "base"
+    """The first base net: ``base-v1`` here, plain ``base`` in a ``--baseline`` checkout from before issue 19, so
+    both trees time the same net and the ratio measures the pipeline alone."""
+    for name in ("base-v1", "base"):
+        if name in registry.names() and registry.is_present(name):
+            return Colorizer(name, device=device, size=size), name
     torch.manual_seed(
         0
     )  # same architecture and cost; the trained weights are not needed to time the plumbing

