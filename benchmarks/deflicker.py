@@ -182,6 +182,7 @@ def main() -> int:
         "settings": vars(args) | {"output": str(args.output)},
         "summary": summary,
         "speed": speed_result,
+        "colorizer_model": "base",
         "colorizer_note": colorizer_note,
         "sequences": rows,
     }

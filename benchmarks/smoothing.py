@@ -341,6 +341,7 @@ def main() -> int:
         "summary_tuning": summary_tuning,
         "sets": {"tuning": [r["sequence"] for r in tuning], "reporting": [r["sequence"] for r in reporting]},
         "speed": speed_result,
+        "colorizer_model": "base",
         "colorizer_note": colorizer_note,
         "sequences": rows,
     }

@@ -91,7 +91,8 @@ def smoothing_rows(d: dict[str, Any]) -> Iterator[Row]:
         f"warp error -{_pct(s['flicker_warp_error_reduction'])}, PSNR {s['flicker_psnr_gain_db']:+.1f} dB",
         "",
     )
-    yield (f"temporal smoothing on `base` output, DAVIS reporting set{sets}", _base_figures(s), "")
+    model = d.get("colorizer_model", "base")  # the registry name the run colorized with
+    yield (f"temporal smoothing on `{model}` output, DAVIS reporting set{sets}", _base_figures(s), "")
     if old.get("summary"):
         yield (
             "the same before issue 23 (baseline checkout, same run)",
@@ -104,7 +105,7 @@ def smoothing_rows(d: dict[str, Any]) -> Iterator[Row]:
         was = old.get("summary_tuning")
         extra = f" (before: {_base_figures(was)})" if was else ""
         yield (
-            f"temporal smoothing on `base` output, DAVIS tuning set ({', '.join(tuning['sequences'])})",
+            f"temporal smoothing on `{model}` output, DAVIS tuning set ({', '.join(tuning['sequences'])})",
             _base_figures(tuning) + extra,
             "",
         )
@@ -132,7 +133,7 @@ def deflicker_rows(d: dict[str, Any]) -> Iterator[Row]:
     )
     if "base_warp_error_reduction" in s:
         yield (
-            "deflicker of `base` colorized per frame, DAVIS" + seqs,
+            f"deflicker of `{d.get('colorizer_model', 'base')}` colorized per frame, DAVIS" + seqs,
             f"warp error -{_pct(s['base_warp_error_reduction'])}, CDC -{_pct(s['base_cdc_reduction'])}, PSNR "
             f"{s['base_psnr_change_db']:+.2f} dB",
             "",
