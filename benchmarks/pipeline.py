@@ -11,7 +11,9 @@ The smoothing run uses the node as ``chromaflow colorize`` builds it (``overlap=
 worker thread). ``--repeats N`` runs each N times and keeps the fastest (a loaded machine disturbs single runs).
 ``--pairs N`` (with ``--baseline``) also runs the smoothing run of both trees N times each, taking turns in two
 warm child processes, and reports each pair's ratio and their median (``paired_with_baseline``): on a shared
-machine the steadiest old-against-new figure. ``--baseline DIR`` also times the smoothing run on another checkout (e.g. today's HEAD: ``git archive HEAD | tar -x
+machine the steadiest old-against-new figure. With ``--cli`` the pairs are whole ``chromaflow colorize`` runs instead
+(a fresh process each, the process settings the command makes included; the frames/s of its ``--json`` report,
+which times the transcode and not the start-up), ``base-v1`` against a baseline's ``base``. ``--baseline DIR`` also times the smoothing run on another checkout (e.g. today's HEAD: ``git archive HEAD | tar -x
 -C /tmp/cf-old``) in a child process on the same clip settings, and adds it as a row with the ratio.
 """
 
@@ -25,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -83,10 +86,24 @@ def smoothing_run(src: Path, dst: Path, colorizer: Colorizer, batch: int) -> int
     return transcode(src, dst, [node]).frames_out
 
 
+def claim_like_the_command() -> Callable[[], None]:
+    """Set the process up as ``chromaflow`` does (:mod:`chromaflow.core.process_tuning`); returns the step it takes
+    once the run's objects are built. A baseline checkout from before that module gets neither."""
+    try:
+        from chromaflow.core import process_tuning
+    except ImportError:
+        return lambda: None
+    process_tuning.claim_process()
+    return process_tuning.freeze_startup_objects
+
+
 def serve(args: argparse.Namespace) -> None:
-    """Child of ``--pairs``: load the model once, then time one smoothing run per ``run`` line on stdin."""
+    """Child of ``--pairs``: load the model once, then time one smoothing run per ``run`` line on stdin. The process
+    is set up as the ``chromaflow`` command sets up its own, where the checkout has that step."""
+    freeze = claim_like_the_command()
     colorizer, _ = make_colorizer(args.device, args.size)
     smoothing_run(args.serve, args.serve.with_suffix(".warm.mp4"), colorizer, args.batch)
+    freeze()
     print(json.dumps({"ready": True}), flush=True)
     for line in sys.stdin:
         if line.strip() != "run":
@@ -145,6 +162,58 @@ def paired(args: argparse.Namespace, src: Path) -> dict[str, Any]:
     }
 
 
+def paired_cli(args: argparse.Namespace, src: Path) -> dict[str, Any]:
+    """Like :func:`paired`, but each run is the ``chromaflow colorize`` command itself in a fresh process."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from _harness import baseline_path
+
+    site = baseline_path(args.baseline, src.parent / "baseline-site-cli")
+    entry = "import sys; from chromaflow.plugins.cli.main import main; sys.exit(main())"
+    envs = {
+        "new": (dict(os.environ), "base-v1"),
+        "old": (
+            dict(os.environ, PYTHONPATH=os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])),
+            "base",
+        ),
+    }
+    fps: dict[str, list[float]] = {"new": [], "old": []}
+    for i in range(args.pairs):
+        for which in ("new", "old") if i % 2 == 0 else ("old", "new"):
+            env, model = envs[which]
+            command = [
+                sys.executable,
+                "-c",
+                entry,
+                "colorize",
+                str(src),
+                str(src.with_suffix(f".{which}.mp4")),
+            ]
+            command += [
+                "--model",
+                model,
+                "--smooth",
+                "2",
+                "--size",
+                str(args.size),
+                "--batch",
+                str(args.batch),
+            ]
+            command += ["--device", args.device, "--quiet", "--json"]
+            done = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
+            fps[which].append(float(json.loads(done.stdout)["fps"]))
+    ratios = [n / o for n, o in zip(fps["new"], fps["old"], strict=True)]
+    return {
+        "pairs": args.pairs,
+        "via": "chromaflow colorize",
+        "baseline": str(args.baseline),
+        "fps_new": [round(v, 2) for v in fps["new"]],
+        "fps_baseline": [round(v, 2) for v in fps["old"]],
+        "ratios": [round(v, 3) for v in ratios],
+        "median_ratio": round(float(statistics.median(ratios)), 3),
+        "load_average_1min": round(os.getloadavg()[0], 2),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -161,6 +230,10 @@ def main() -> None:
     parser.add_argument("--baseline", type=Path, default=None, help="another checkout to time smoothing on")
     parser.add_argument(
         "--pairs", type=int, default=0, help="with --baseline: also N smoothing runs of each, taking turns"
+    )
+    parser.add_argument("--only-pairs", action="store_true", help="with --pairs: time the pairs alone")
+    parser.add_argument(
+        "--cli", action="store_true", help="with --pairs: whole `chromaflow colorize` runs, fresh processes"
     )
     parser.add_argument("--serve", type=Path, default=None, help=argparse.SUPPRESS)  # --pairs' children
     args = parser.parse_args()
@@ -190,7 +263,11 @@ def main() -> None:
         ]
         if args.only_smoothing:
             runs = runs[2:]
-        pairs = paired(args, src) if args.pairs and args.baseline is not None else None
+        pairs = None
+        if args.pairs and args.baseline is not None:
+            pairs = paired_cli(args, src) if args.cli else paired(args, src)
+        if args.only_pairs:
+            runs = []
         for name, fn in runs:
             seconds = float("inf")
             for _ in range(args.repeats):  # the fastest of the repeats: the least disturbed by other loads
@@ -205,6 +282,10 @@ def main() -> None:
                     "fps": round(frames / seconds, 2),
                 }
             )
+    if args.only_pairs:
+        print(json.dumps(pairs, indent=2))
+        args.out.write_text(json.dumps({"paired_with_baseline": pairs}, indent=2) + "\n")
+        return
     if args.baseline is not None:
         sys.path.insert(0, str(Path(__file__).resolve().parent))
         from _harness import run_baseline

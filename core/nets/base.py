@@ -44,6 +44,25 @@ def ab_bin_centres() -> Tensor:
     return torch.stack((a.flatten(), b.flatten()), dim=1)
 
 
+def annealed_mean(logits: Tensor, centres: Tensor, temperature: float) -> Tensor:
+    """The annealed mean of the bin distribution: (N, 2, h, w) ab from (N, Q, h, w) logits and (Q, 2) centres.
+
+    Without autograd it works one image at a time, overwriting its scaled logits by their softmax: the whole-batch
+    version makes three batch-sized (N, Q, h, w) temporaries (tens of MB at batch 8, fresh pages every batch,
+    whose zeroing cost the CPU pipeline more than the softmax itself). Same maths, equal to float32 rounding.
+    """
+    if torch.is_grad_enabled() and logits.requires_grad:
+        probs = torch.softmax(logits.float() / temperature, dim=1)
+        return torch.einsum("nqhw,qc->nchw", probs, centres.to(probs.dtype)).to(logits.dtype)
+    n, q, h, w = logits.shape
+    weights = centres.t().float()
+    out = torch.empty((n, 2, h * w), dtype=torch.float32, device=logits.device)
+    for i in range(n):
+        scaled = logits[i].reshape(q, h * w).float() / temperature
+        torch.matmul(weights, torch.softmax(scaled, dim=0, out=scaled), out=out[i])
+    return out.reshape(n, 2, h, w).to(logits.dtype)
+
+
 def _conv(cin: int, cout: int, stride: int = 1, dilation: int = 1) -> nn.Sequential:
     return nn.Sequential(
         nn.Conv2d(cin, cout, 3, stride=stride, padding=dilation, dilation=dilation, bias=False),
@@ -191,10 +210,7 @@ class BaseColorNet(nn.Module):
 
     def decode(self, logits: Tensor, temperature: float | None = None) -> Tensor:
         """Annealed mean of the bin distribution, in ab units: (N, 2, h, w)."""
-        t = self.temperature if temperature is None else temperature
-        probs = torch.softmax(logits.float() / t, dim=1)
-        centres = self.centres.to(probs.dtype)
-        return torch.einsum("nqhw,qc->nchw", probs, centres).to(logits.dtype)
+        return annealed_mean(logits, self.centres, self.temperature if temperature is None else temperature)
 
     def forward(self, l: Tensor, ab_hint: Tensor, mask: Tensor) -> Tensor:
         ab = self.decode(self.logits(l, ab_hint, mask))

@@ -28,6 +28,7 @@ from chromaflow.core.nets.base import (
     L_NORM,
     TEMPERATURE_KEY,
     ab_bin_centres,
+    annealed_mean,
     hint_features,
     propagate_hint_residual,
 )
@@ -145,9 +146,7 @@ class BaseV2ColorNet(nn.Module):
 
     def decode(self, logits: Tensor, temperature: float | None = None) -> Tensor:
         """Annealed mean of the bin distribution, in ab units: (N, 2, h, w)."""
-        t = self.temperature if temperature is None else temperature
-        probs = torch.softmax(logits.float() / t, dim=1)
-        return torch.einsum("nqhw,qc->nchw", probs, self.centres.to(probs.dtype)).to(logits.dtype)
+        return annealed_mean(logits, self.centres, self.temperature if temperature is None else temperature)
 
     def forward(self, l: Tensor, ab_hint: Tensor, mask: Tensor) -> Tensor:
         ab = self.decode(self.logits(l, ab_hint, mask))

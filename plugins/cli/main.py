@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from chromaflow import __version__
 from chromaflow.core import stopping
 from chromaflow.core.errors import ChromaflowError
+from chromaflow.core.process_tuning import claim_process
 
 # Each verb lives in its own module of this package and exposes register(subparsers).
 VERB_MODULES = (
@@ -55,6 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    if argv is None:  # the console script: the process is ours (chromaflow.core.process_tuning says why)
+        claim_process()
     with stopping.handling_signals():
         try:
             return _run(argv)

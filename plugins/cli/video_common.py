@@ -21,6 +21,7 @@ from typing import Any
 
 from chromaflow.core import stopping
 from chromaflow.core.errors import UsageError
+from chromaflow.core.process_tuning import freeze_startup_objects
 from chromaflow.core.write_plan import WritePlan
 from chromaflow.filters.pyav import STDIO, FrameNode, TranscodeReport, estimate_frames, transcode
 from chromaflow.filters.pyav.targets import InputSource, check_output_name, is_sequence_pattern
@@ -213,6 +214,7 @@ def run_video(
 ) -> TranscodeReport:
     """Transcode ``src`` to ``dest`` through ``nodes`` with the encoder options, progress and --json of ``args``."""
     check_json(args, dest)
+    freeze_startup_objects()  # the imports and the built nodes live until exit: out of the collector's scans
     progress = Progress("none" if args.quiet else getattr(args, "progress", "auto"), desc)
 
     def on_frames(n: int) -> None:
