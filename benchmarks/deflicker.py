@@ -8,7 +8,7 @@ Deflicker smooths the colour of video that is already in colour, at full size. P
    against the ground-truth frames (8-bit sRGB), chroma warp error and CDC (as in ``benchmarks/smoothing.py``).
 2. the ground truth itself through deflicker: how much a clip without flicker is changed (PSNR of the result
    against the untouched frames, capped at 100 dB: no 8-bit sample moved).
-3. a real per-frame colorizer: ``base`` through the video engine without smoothing (what ``chromaflow colorize
+3. a real per-frame colorizer: ``base`` (``--model``) through the video engine without smoothing (what ``chromaflow colorize
    --no-smooth`` writes), then deflickered; next to it the engine's own smoothing (``--smooth 2``).
 4. speed at 854x480: frames/s of :class:`DeflickerStream` (flow, cuts, kernel and the full-size correction), and of
    the stream plus the 4:2:0 8-bit chroma write (:func:`deflickered_chroma`), i.e. what a host does per frame.
@@ -105,6 +105,7 @@ def main() -> int:
     ap.add_argument("--shift", type=float, default=4.0, help="std of the per-frame global ab shift")
     ap.add_argument("--noise", type=float, default=3.0, help="std of the low-frequency ab noise field")
     ap.add_argument("--no-colorizer", action="store_true")
+    ap.add_argument("--model", default="base", help="the per-frame colorizer (a registry name; default base)")
     ap.add_argument("--quick", action="store_true", help="two sequences, 16 frames, the default radius only")
     ap.add_argument("--output", type=Path, default=RESULTS)
     args = ap.parse_args()
@@ -121,7 +122,7 @@ def main() -> int:
     colorizer_note = None
     if not args.no_colorizer:
         try:
-            colorizer = Colorizer("base", device="cpu")
+            colorizer = Colorizer(args.model, device="cpu")
         except ChromaflowError as exc:
             colorizer_note = f"colorizer unavailable: {exc}"
     rows: list[dict[str, Any]] = []
@@ -182,7 +183,7 @@ def main() -> int:
         "settings": vars(args) | {"output": str(args.output)},
         "summary": summary,
         "speed": speed_result,
-        "colorizer_model": "base",
+        "colorizer_model": args.model,
         "colorizer_note": colorizer_note,
         "sequences": rows,
     }

@@ -13,7 +13,8 @@ worker thread). ``--repeats N`` runs each N times and keeps the fastest (a loade
 warm child processes, and reports each pair's ratio and their median (``paired_with_baseline``): on a shared
 machine the steadiest old-against-new figure. With ``--cli`` the pairs are whole ``chromaflow colorize`` runs instead
 (a fresh process each, the process settings the command makes included; the frames/s of its ``--json`` report,
-which times the transcode and not the start-up), ``base-v1`` against a baseline's ``base``. ``--baseline DIR`` also times the smoothing run on another checkout (e.g. today's HEAD: ``git archive HEAD | tar -x
+which times the transcode and not the start-up), ``base-v1`` against a baseline's ``base``, reported as
+``paired_cli_with_baseline``; ``--only-pairs`` times the pairs alone and merges them into the results file. ``--baseline DIR`` also times the smoothing run on another checkout (e.g. today's HEAD: ``git archive HEAD | tar -x
 -C /tmp/cf-old``) in a child process on the same clip settings, and adds it as a row with the ratio.
 """
 
@@ -282,9 +283,11 @@ def main() -> None:
                     "fps": round(frames / seconds, 2),
                 }
             )
-    if args.only_pairs:
+    key = "paired_cli_with_baseline" if args.cli else "paired_with_baseline"
+    if args.only_pairs:  # merged into the results file: its other runs stay
         print(json.dumps(pairs, indent=2))
-        args.out.write_text(json.dumps({"paired_with_baseline": pairs}, indent=2) + "\n")
+        kept = json.loads(args.out.read_text()) if args.out.is_file() else {}
+        args.out.write_text(json.dumps(kept | {key: pairs}, indent=2) + "\n")
         return
     if args.baseline is not None:
         sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -321,7 +324,7 @@ def main() -> None:
         "runs": rows,
     }
     if pairs is not None:
-        result["paired_with_baseline"] = pairs
+        result[key] = pairs
         print(
             f"smoothing run against the baseline, {pairs['pairs']} pairs taking turns: ratios {pairs['ratios']}, "
             f"median {pairs['median_ratio']}x"

@@ -17,7 +17,7 @@ in a temporary folder. Stages:
   overlay         draw_overlay with two scored faces
   encode          libx264 with the project's MP4 defaults; h264_nvenc with the project's NVENC defaults when it
                   opens (else the JSON's "h264_nvenc" says why not)
-  end_to_end      file-to-file colorize transcode: transcode() with ColorizeNode(base, smoothing r=2, batch 8,
+  end_to_end      file-to-file colorize transcode: transcode() with ColorizeNode(base-v1, smoothing r=2, batch 8,
                   overlap as `chromaflow colorize` sets it), MP4 output with the project's default encoder
 
 Rates are items/s (frames, flow pairs or crops: see the unit column), the median of repeats, each repeat running
@@ -772,7 +772,10 @@ CLI_NODE = {"overlap": True} if "overlap" in inspect.signature(ColorizeNode).par
 
 
 def end_to_end_cases(media: Media, settings: Settings, device: str) -> list[Case]:
-    colorizer, label = colorizer_for("base", device)
+    # base-v1 where the registry has it, else base: a --baseline checkout from before issue 19 (where base was
+    # base-v1) then times the same net, and the ratio measures the pipeline alone
+    model = "base-v1" if "base-v1" in registry.names() else "base"
+    colorizer, label = colorizer_for(model, device)
     folder = media.clip.parent
     frames = len(media.frames)
     used: dict[str, str] = {}

@@ -8,6 +8,7 @@ rewrites that block from the latest results, naming the machine each figure came
 
 import argparse
 import json
+import statistics
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -114,6 +115,23 @@ def smoothing_rows(d: dict[str, Any]) -> Iterator[Row]:
         yield ("numba smoothing kernel vs numpy", f"{d['speed']['speed_ratio']:.1f}x", "")
 
 
+def smoothing_model_rows(d: dict[str, Any]) -> Iterator[Row]:
+    """The rows of another model's smoothing run (e.g. ``smoothing_base_v2.json``): its colours before and after."""
+    model = d.get("colorizer_model", "base")
+    s, tuning = d["summary"], d.get("summary_tuning")
+    yield (
+        f"temporal smoothing on `{model}` output, DAVIS reporting set ({', '.join(s['sequences'])})",
+        _base_figures(s),
+        "",
+    )
+    if tuning:
+        yield (
+            f"temporal smoothing on `{model}` output, DAVIS tuning set ({', '.join(tuning['sequences'])})",
+            _base_figures(tuning),
+            "",
+        )
+
+
 def deflicker_rows(d: dict[str, Any]) -> Iterator[Row]:
     s, means = d["summary"], d["summary"]["means"]
     named = (d.get("settings") or {}).get("sequences")
@@ -183,14 +201,28 @@ def pipeline_rows(d: dict[str, Any]) -> Iterator[Row]:
                 f"{run['fps']:.2f} frames/s ({run['speedup']:.2f}x the serial loop{against})",
                 "",
             )
-    pairs = d.get("paired_with_baseline")
-    if pairs:
-        yield (
-            f"file transcode {inp.get('width')}x{inp.get('height')}, smoothing r=2 against the baseline, "
-            f"{pairs['pairs']} runs of each taking turns",
-            f"median {pairs['median_ratio']:.2f}x (pairs: {', '.join(f'{r:.2f}x' for r in pairs['ratios'])})",
-            "",
-        )
+    size = f"{inp.get('width')}x{inp.get('height')}"
+    for key, what in (
+        (
+            "paired_with_baseline",
+            f"file transcode {size}, smoothing r=2 against the baseline, warm processes",
+        ),
+        (
+            "paired_cli_with_baseline",
+            f"`chromaflow colorize` {size} --smooth 2 against the baseline, fresh processes",
+        ),
+    ):
+        pairs = d.get(key)
+        if pairs:
+            medians = (
+                f"{statistics.median(pairs['fps_new']):.2f} vs {statistics.median(pairs['fps_baseline']):.2f}"
+            )
+            yield (
+                f"{what}, {pairs['pairs']} runs of each taking turns",
+                f"median {pairs['median_ratio']:.2f}x (pairs: {', '.join(f'{r:.2f}x' for r in pairs['ratios'])}; "
+                f"median frames/s {medians})",
+                "",
+            )
 
 
 def vapoursynth_rows(d: dict[str, Any]) -> Iterator[Row]:
@@ -357,12 +389,16 @@ def roofline_rows(d: dict[str, Any]) -> Iterator[Row]:
                 )
 
 
+# result files written by another script than their name says (``--out``)
+SCRIPT_OF = {"smoothing_base_v2": "smoothing"}
+
 SECTIONS: dict[str, list[tuple[str, Callable[[dict[str, Any]], Iterator[Row]]]]] = {
     "Quality": [
         ("quality", quality_rows),
         ("quality_models", quality_model_rows),
         ("transfer", transfer_rows),
         ("smoothing", smoothing_rows),
+        ("smoothing_base_v2", smoothing_model_rows),
         ("deflicker", deflicker_rows),
         ("deepfake", deepfake_rows),
     ],
@@ -395,7 +431,8 @@ def render(results: Path = RESULTS) -> str:
             data = json.loads(path.read_text())
             machine = machine_of(data)
             for what, figure, _ in rows_of(data):
-                out.append(f"| {what} | {figure} | {machine} | `benchmarks/{name}.py` |")
+                script = SCRIPT_OF.get(name, name)
+                out.append(f"| {what} | {figure} | {machine} | `benchmarks/{script}.py` |")
         out.append("")
     stages = results / "stages.json"
     if stages.is_file():
