@@ -10,8 +10,18 @@ at 854x480, wall clock and per CPU-second of the process (the CPU figure is the 
 loaded machine: with 2 threads on 2 free cores, wall-clock frames/s lie between it and twice it).
 
     .venv/bin/python benchmarks/transfer.py [--frames N] [--sequences a,b] [--modes propagate,auto]
+    .venv/bin/python benchmarks/transfer.py --scoring papers     # the published propagators' protocol
 
 Prints a table (stderr progress, stdout table) and writes benchmarks/results/transfer.json.
+
+``--scoring papers`` scores the same sequences, keyframes and methods the way the exemplar-propagation papers
+(DeepExemplar, BiSTNet, ColorMNet and the tools built on them) report DAVIS, so that our figures can be placed next
+to theirs; it is a different protocol from ours and its numbers are not comparable with the table above:
+the frames are centre-cropped to 832x480; the gray input is the 8-bit BT.601 luma Y' of the ground truth (not L*
+with ab = 0); every frame is scored, the keyframes included, with the method's own output there (not the ground
+truth); PSNR is on float RGB in [0, 1] (outputs clipped, no 8-bit rounding), per frame, averaged over all frames of
+all sequences pooled (each frame weighs the same; ours averages per sequence first). Writes
+benchmarks/results/transfer_papers.json.
 """
 
 import argparse
@@ -132,6 +142,94 @@ def run_mode(seq: Sequence, keys: list[int], mode: str) -> tuple[list[np.ndarray
     return out, (len(seq.gt) / elapsed, len(seq.gt) / cpu)
 
 
+PAPERS_WIDTH = 832  # the papers' DAVIS frames: 854x480 centre-cropped to a multiple of 32
+BT601 = np.array([0.299, 0.587, 0.114])
+
+
+class PapersSequence:
+    """One sequence as the papers score it: centre crop, gray input from Y', float ground truth."""
+
+    def __init__(self, name: str, frames: list[np.ndarray]) -> None:
+        self.name = name
+        left = (frames[0].shape[1] - PAPERS_WIDTH) // 2
+        self.gt_u8 = [np.ascontiguousarray(f[:, left : left + PAPERS_WIDTH]) for f in frames]
+        self.gt = [f.astype(np.float64) / 255.0 for f in self.gt_u8]
+        self.gray = [np.round(f.astype(np.float64) @ BT601).astype(np.uint8) for f in self.gt_u8]
+        self.input_l = [rgb_to_lab_planes(np.repeat(g[..., None], 3, axis=2))[0] for g in self.gray]
+
+    def render(self, ab: np.ndarray, t: int) -> np.ndarray:
+        """Float RGB of frame t from the input L* and ab (H, W, 2)."""
+        return lab_planes_to_rgb(self.input_l[t], ab.transpose(2, 0, 1))
+
+
+def papers_outputs(seq: PapersSequence, keys: list[int], method: str) -> list[np.ndarray]:
+    """Float RGB of every frame, the keyframes included: gray, the plain flow chain, or a transfer mode."""
+    n = len(seq.gt)
+    if method == "gray":
+        return [np.repeat(g[..., None] / 255.0, 3, axis=2) for g in seq.gray]
+    if method == "flow_chain":
+        ab = {k: np.ascontiguousarray(rgb_to_lab_planes(seq.gt_u8[k])[1].transpose(1, 2, 0)) for k in keys}
+        for k in keys:
+            for direction in (1, -1):
+                cur, t = ab[k], k + direction
+                while 0 <= t < n and t not in keys and nearest(keys, t) == k:
+                    cur = warp(
+                        cur, compute_flow_scaled(seq.input_l[t - direction], seq.input_l[t], max_side=480)
+                    )
+                    ab[t] = cur
+                    t += direction
+        return [seq.render(ab[t], t) for t in range(n)]
+    refs = {k: seq.gt_u8[k] for k in keys}
+    kt = KeyframeTransfer(refs, lambda t: seq.gray[t], n, mode=method)
+    return [np.asarray(kt.rgb(t), dtype=np.float64) for t in range(n)]
+
+
+def float_psnr(out: np.ndarray, gt: np.ndarray) -> float:
+    mse = float(np.mean((np.clip(out, 0.0, 1.0) - gt) ** 2))
+    return 100.0 if mse == 0 else 10.0 * float(np.log10(1.0 / mse))
+
+
+def papers_scoring(args: argparse.Namespace, names: list[str], modes: list[str]) -> None:
+    methods = ["gray", "flow_chain", *modes]
+    per_frame: dict[str, dict[str, list[float]]] = {}  # setting -> method -> PSNR of every frame, pooled
+    per_sequence: dict[str, dict[str, dict[str, float]]] = {}
+    for name in names:
+        log(f"[{name}] loading (papers' protocol)")
+        seq = PapersSequence(name, load_sequence(DATA / name, args.frames))
+        n = len(seq.gt)
+        for setting, keys in (("key0", [0]), ("key0_last", [0, n - 1])):
+            row = {}
+            for method in methods:
+                scores = [
+                    float_psnr(o, g) for o, g in zip(papers_outputs(seq, keys, method), seq.gt, strict=True)
+                ]
+                per_frame.setdefault(setting, {}).setdefault(method, []).extend(scores)
+                row[method] = float(np.mean(scores))
+            per_sequence.setdefault(setting, {})[name] = row
+            log(f"[{name}] {setting}: " + ", ".join(f"{m} {row[m]:.2f}" for m in methods))
+    pooled = {setting: {m: float(np.mean(v)) for m, v in rows.items()} for setting, rows in per_frame.items()}
+    print("papers' protocol (832x480 crop, gray from Y', keyframes scored, frames pooled, float PSNR):")
+    print("not comparable with the table of our protocol")
+    for setting, rows in pooled.items():
+        print(f"{setting:10s} " + "  ".join(f"{m} {v:.2f}" for m, v in rows.items()))
+    out = args.out if args.out != OUT else OUT.with_name("transfer_papers.json")
+    payload = {
+        "protocol": "papers: 832x480 centre crop; gray = 8-bit BT.601 Y' of the ground truth; every frame scored, "
+        "keyframes included (the method's own output); float RGB PSNR per frame, mean over all frames pooled",
+        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "threads": args.threads},
+        "frames_per_sequence": args.frames,
+        "sequences": names,
+        "frames": len(next(iter(per_frame.values()))["gray"]),
+        "pooled_psnr": pooled,
+        "per_sequence_psnr": per_sequence,
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(payload, indent=2))
+    tmp.replace(out)
+    log(f"wrote {out}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--frames", type=int, default=None, help="first N frames of each sequence (default all)")
@@ -141,6 +239,12 @@ def main() -> None:
         "--threads", type=int, default=2, help="OpenCV/torch threads (the target machine has 2 cores)"
     )
     ap.add_argument("--out", type=Path, default=OUT)
+    ap.add_argument(
+        "--scoring",
+        choices=("ours", "papers"),
+        default="ours",
+        help="ours (module docstring) or the published propagators' protocol (written to transfer_papers.json)",
+    )
     args = ap.parse_args()
     cv2.setNumThreads(args.threads)
     torch.set_num_threads(args.threads)
@@ -148,6 +252,9 @@ def main() -> None:
         args.sequences.split(",") if args.sequences else sorted(p.name for p in DATA.iterdir() if p.is_dir())
     )
     modes = [m for m in args.modes.split(",") if m]
+    if args.scoring == "papers":
+        papers_scoring(args, names, modes)
+        return
     methods = ["gray", "mean", "flow_chain", *modes]
     results: dict[str, dict[str, dict[str, dict[str, float]]]] = {}
     fps: dict[str, list[float]] = {m: [] for m in modes}

@@ -76,6 +76,19 @@ def transfer_rows(d: dict[str, Any]) -> Iterator[Row]:
         yield (f"keyframe transfer speed, 854x480, {mode}", f"{fps:.1f} frames/s{extra}", "")
 
 
+def transfer_papers_rows(d: dict[str, Any]) -> Iterator[Row]:
+    """``transfer.py --scoring papers``: the published propagators' protocol, labelled as a different one."""
+    for key, label in (("key0", "key 0"), ("key0_last", "keys 0 + last")):
+        rows = d["pooled_psnr"].get(key)
+        if rows:
+            yield (
+                f"keyframe transfer on DAVIS, {label}, **papers' protocol** (832x480 crop, gray from Y', keyframes "
+                f"scored, {d['frames']} frames pooled, float PSNR; not comparable with the rows above)",
+                f"{rows['propagate']:.2f} dB (flow chain {rows['flow_chain']:.2f}, gray {rows['gray']:.2f})",
+                "",
+            )
+
+
 def _base_figures(s: dict[str, Any]) -> str:
     return (
         f"warp error -{_pct(s['colorizer_warp_error_reduction'])}, CDC -{_pct(s['colorizer_cdc_reduction'])}, "
@@ -390,13 +403,14 @@ def roofline_rows(d: dict[str, Any]) -> Iterator[Row]:
 
 
 # result files written by another script than their name says (``--out``)
-SCRIPT_OF = {"smoothing_base_v2": "smoothing"}
+SCRIPT_OF = {"smoothing_base_v2": "smoothing", "transfer_papers": "transfer"}
 
 SECTIONS: dict[str, list[tuple[str, Callable[[dict[str, Any]], Iterator[Row]]]]] = {
     "Quality": [
         ("quality", quality_rows),
         ("quality_models", quality_model_rows),
         ("transfer", transfer_rows),
+        ("transfer_papers", transfer_papers_rows),
         ("smoothing", smoothing_rows),
         ("smoothing_base_v2", smoothing_model_rows),
         ("deflicker", deflicker_rows),
