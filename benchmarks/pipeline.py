@@ -116,6 +116,20 @@ def serve(args: argparse.Namespace) -> None:
         print(json.dumps({"frames": frames, "seconds": time.perf_counter() - start}), flush=True)
 
 
+def pairs_summary(args: argparse.Namespace, fps: dict[str, list[float]]) -> dict[str, Any]:
+    """The record of paired runs: each tree's frames/s, each pair's ratio and their median."""
+    ratios = [n / o for n, o in zip(fps["new"], fps["old"], strict=True)]
+    return {
+        "pairs": args.pairs,
+        "baseline": str(args.baseline),
+        "fps_new": [round(v, 2) for v in fps["new"]],
+        "fps_baseline": [round(v, 2) for v in fps["old"]],
+        "ratios": [round(v, 3) for v in ratios],
+        "median_ratio": round(float(statistics.median(ratios)), 3),
+        "load_average_1min": round(os.getloadavg()[0], 2),
+    }
+
+
 def paired(args: argparse.Namespace, src: Path) -> dict[str, Any]:
     """The smoothing run of this tree and of ``--baseline`` taking turns (A B B A ...), each in a warm child
     process: neighbouring runs see nearly the same load from other processes, so their ratio is steadier on a
@@ -151,16 +165,7 @@ def paired(args: argparse.Namespace, src: Path) -> dict[str, Any]:
             assert child.stdin is not None
             child.stdin.close()
             child.wait()
-    ratios = [n / o for n, o in zip(fps["new"], fps["old"], strict=True)]
-    return {
-        "pairs": args.pairs,
-        "baseline": str(args.baseline),
-        "fps_new": [round(v, 2) for v in fps["new"]],
-        "fps_baseline": [round(v, 2) for v in fps["old"]],
-        "ratios": [round(v, 3) for v in ratios],
-        "median_ratio": round(float(statistics.median(ratios)), 3),
-        "load_average_1min": round(os.getloadavg()[0], 2),
-    }
+    return pairs_summary(args, fps)
 
 
 def paired_cli(args: argparse.Namespace, src: Path) -> dict[str, Any]:
@@ -202,17 +207,7 @@ def paired_cli(args: argparse.Namespace, src: Path) -> dict[str, Any]:
             command += ["--device", args.device, "--quiet", "--json"]
             done = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
             fps[which].append(float(json.loads(done.stdout)["fps"]))
-    ratios = [n / o for n, o in zip(fps["new"], fps["old"], strict=True)]
-    return {
-        "pairs": args.pairs,
-        "via": "chromaflow colorize",
-        "baseline": str(args.baseline),
-        "fps_new": [round(v, 2) for v in fps["new"]],
-        "fps_baseline": [round(v, 2) for v in fps["old"]],
-        "ratios": [round(v, 3) for v in ratios],
-        "median_ratio": round(float(statistics.median(ratios)), 3),
-        "load_average_1min": round(os.getloadavg()[0], 2),
-    }
+    return pairs_summary(args, fps) | {"via": "chromaflow colorize"}
 
 
 def main() -> None:

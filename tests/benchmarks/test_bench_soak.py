@@ -1,21 +1,17 @@
 """benchmarks/soak.py keeps working: a short run through both hosts writes its samples, slope and table."""
 
-import importlib.util
 import json
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "soak.py"
+from support.scripts import load_benchmark
 
 
 @pytest.fixture(scope="module")
-def soak():
-    spec = importlib.util.spec_from_file_location("bench_soak", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def soak() -> ModuleType:
+    return load_benchmark("soak")
 
 
 def test_short_soak_through_both_hosts(soak, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,25 +1,17 @@
 """The roofline script's counting: FLOPs and bytes of tiny nets and ops against hand-computed values."""
 
-import importlib.util
-import sys
-from pathlib import Path
 from types import ModuleType
 
 import pytest
 import torch
 from torch import nn
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "roofline.py"
+from support.scripts import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def roofline() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("roofline_under_test", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up by name
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("roofline")
 
 
 class TinyNet(nn.Module):

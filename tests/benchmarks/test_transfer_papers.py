@@ -1,25 +1,17 @@
 """``benchmarks/transfer.py --scoring papers``: the papers' protocol as its docstring states it (centre crop to
 832x480, gray from the 8-bit BT.601 Y', every frame scored with the method's own output, float PSNR)."""
 
-import importlib.util
-import sys
-from pathlib import Path
 from types import ModuleType
 
 import numpy as np
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "transfer.py"
+from support.scripts import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def transfer() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("transfer_bench_under_test", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("transfer")
 
 
 def _clip(frames: int = 4) -> list[np.ndarray]:
