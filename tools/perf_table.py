@@ -89,6 +89,22 @@ def transfer_papers_rows(d: dict[str, Any]) -> Iterator[Row]:
             )
 
 
+def transfer_flow_rows(d: dict[str, Any]) -> Iterator[Row]:
+    """``transfer_flow.py``: the flow settings measured for large motion and the one the tuning sequences chose."""
+    rows, tuning, held = d["per_sequence"], d["tuning"], d["held_out"]
+
+    def mean(setting: str, names: list[str]) -> float:
+        return sum(rows[setting][n]["psnr"] for n in names) / len(names)
+
+    figures = "; ".join(f"{s} {mean(s, tuning):.2f} / {mean(s, held):.2f} dB" for s in d["settings"])
+    yield (
+        f"keyframe transfer flow for large motion, key 0, chosen on {', '.join(tuning)}, held out "
+        f"{', '.join(held)} (tuning / held-out PSNR)",
+        f"kept: {d['chosen']}. {figures}",
+        "",
+    )
+
+
 def _base_figures(s: dict[str, Any]) -> str:
     return (
         f"warp error -{_pct(s['colorizer_warp_error_reduction'])}, CDC -{_pct(s['colorizer_cdc_reduction'])}, "
@@ -411,6 +427,7 @@ SECTIONS: dict[str, list[tuple[str, Callable[[dict[str, Any]], Iterator[Row]]]]]
         ("quality_models", quality_model_rows),
         ("transfer", transfer_rows),
         ("transfer_papers", transfer_papers_rows),
+        ("transfer_flow", transfer_flow_rows),
         ("smoothing", smoothing_rows),
         ("smoothing_base_v2", smoothing_model_rows),
         ("deflicker", deflicker_rows),
