@@ -1,16 +1,15 @@
 """Process-wide settings for a long frame-by-frame run (the ``chromaflow`` command; benchmarks that time it).
 
-Why: profiling a 480p CPU colorize (``perf``) found a fifth of the CPU time in the kernel zeroing fresh pages.
-Every frame allocates megabytes of arrays and frees them again (a model batch's activations, up to a 64 MB logits
-tensor at batch 8); glibc's default serves the largest from fresh ``mmap`` regions, gives each thread its own arena
-and hands freed space back to the system, so the next frame faults the same amount in again: about 9,000 page
-faults a frame. One arena that never maps blocks of its own and trims only above 512 MB keeps that space for reuse:
-measured on a 480p colorize, the page faults fall to about 1,400 a frame and the peak memory is lower, not higher
-(1.60 against 1.67 GB over 96 frames, 1.70 against 1.83 GB over 400). Up to 512 MB of freed memory may stay with
-the process, which a video run holds at its peak anyway.
+Why: profiling a CPU colorize (``perf``) found much of its time in the kernel zeroing fresh pages. Every frame
+allocates megabytes of arrays and frees them again (a model batch's activations, a logits tensor of tens of MB);
+glibc's default serves the largest from fresh ``mmap`` regions, gives each thread its own arena and hands freed
+space back to the system, so the next frame faults the same amount in again. One arena that never maps blocks of
+its own and trims only above 512 MB keeps that space for reuse; the peak memory does not rise for it (up to 512 MB
+of freed memory may stay with the process, which a video run holds at its peak anyway). The figures are in
+``benchmarks/README.md`` (issue 23's section).
 
-A few percent more went to Python's cyclic collector walking the millions of objects torch and numba create at
-import; :func:`freeze_startup_objects` moves those out of its reach once the run's objects are built.
+Some more went to Python's cyclic collector walking the millions of objects torch and numba create at import;
+:func:`freeze_startup_objects` moves those out of its reach once the run's objects are built.
 
 Only the process's owner may do either (a library imported into someone's application must not change its
 allocator, nor freeze its objects): the console script calls :func:`claim_process` first thing, and
