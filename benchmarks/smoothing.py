@@ -10,8 +10,9 @@ upsampling ab bilinearly to 854x480, joining with the true L* and converting to 
 2. ground truth itself: PSNR of the smoothed ground-truth ab against the unsmoothed one's (both through the same
    model-resolution round trip, which is the reference since the untouched frames have infinite PSNR). Target:
    loss <= 0.3 dB.
-3. the built-in colorizer (``Colorizer("base")``, CPU, frames batched) per frame, before/after smoothing: warp error,
-   CDC, and PSNR against the ground-truth colour frames (skipped with a note when the model is not available).
+3. the built-in colorizer (``Colorizer("base")``, ``--model`` for another, CPU, frames batched) per frame,
+   before/after smoothing: warp error, CDC, and PSNR against the ground-truth colour frames (skipped with a note
+   when the model is not available).
 4. speed: the numba kernel against the numpy reference on one window at 854x480 (max |difference|; best wall-clock
    and best CPU time over the same ``--repeat`` runs each, and both ratios: on a shared machine the CPU-time ratio
    is the one other processes barely move), and frames/s of the whole smoother (flow + cuts + kernel) at 854x480
@@ -201,12 +202,12 @@ def speed(lumas: list[np.ndarray], abs_full: list[np.ndarray], radius: int, repe
     }
 
 
-def colorizer_outputs(lumas: list[np.ndarray], size: int) -> list[np.ndarray] | str:
-    """Per-frame model-resolution ab from ``Colorizer("base")``, or the reason it is unavailable."""
+def colorizer_outputs(lumas: list[np.ndarray], size: int, model: str = "base") -> list[np.ndarray] | str:
+    """Per-frame model-resolution ab from ``Colorizer(model)``, or the reason it is unavailable."""
     try:
         from chromaflow.core.colorizer import Colorizer
 
-        colorizer = Colorizer("base", device="cpu", size=size)
+        colorizer = Colorizer(model, device="cpu", size=size)
     except (ImportError, ChromaflowError) as exc:
         return f"colorizer unavailable: {exc}"
     small = np.stack([cv2.resize(l, (size, size), interpolation=cv2.INTER_AREA) for l in lumas])
@@ -271,6 +272,7 @@ def main() -> int:
     ap.add_argument("--radius", type=int, default=2)
     ap.add_argument("--strength", type=float, default=1.0)
     ap.add_argument("--luma-sigma", type=float, default=SmoothingParams.luma_sigma)
+    ap.add_argument("--model", default="base", help="the per-frame colorizer (a registry name; default base)")
     ap.add_argument("--model-size", type=int, default=256)
     ap.add_argument("--shift", type=float, default=6.0, help="std of the per-frame global ab shift")
     ap.add_argument("--noise", type=float, default=4.0, help="std of the low-frequency ab noise field")
@@ -306,7 +308,7 @@ def main() -> int:
         row["flicker"] = ev(flick)
         row["flicker_smoothed"] = ev(smooth(lumas, flick, **options))
         if not args.no_colorizer and colorizer_note is None:
-            pred = colorizer_outputs(lumas, args.model_size)
+            pred = colorizer_outputs(lumas, args.model_size, args.model)
             if isinstance(pred, str):
                 colorizer_note = pred
             else:
@@ -341,7 +343,7 @@ def main() -> int:
         "summary_tuning": summary_tuning,
         "sets": {"tuning": [r["sequence"] for r in tuning], "reporting": [r["sequence"] for r in reporting]},
         "speed": speed_result,
-        "colorizer_model": "base",
+        "colorizer_model": args.model,
         "colorizer_note": colorizer_note,
         "sequences": rows,
     }

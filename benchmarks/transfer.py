@@ -38,7 +38,7 @@ import torch
 
 from chromaflow.core.flow import compute_flow_scaled, occlusion_mask, warp
 from chromaflow.core.metrics import cdc, chroma_warp_error, psnr, ssim
-from chromaflow.core.transfer import KeyframeTransfer, lab_planes_to_rgb, rgb_to_lab_planes
+from chromaflow.core.transfer import KeyframeTransfer, PropagationParams, lab_planes_to_rgb, rgb_to_lab_planes
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(os.environ.get("CHROMAFLOW_SHARED", ROOT.parent / "shared")) / "data" / "davis-dev"
@@ -113,28 +113,37 @@ def baseline_mean(seq: Sequence, keys: list[int]) -> list[np.ndarray]:
     return out
 
 
-def baseline_flow_chain(seq: Sequence, keys: list[int], max_side: int = 480) -> list[np.ndarray]:
-    """ab warped frame to frame from the nearest keyframe (DIS on the input lumas), no occlusion handling."""
-    n = len(seq.gt)
-    ab: dict[int, np.ndarray] = {}
-    for k in keys:
-        ab[k] = seq.gt_ab[k]
+def chained_ab(
+    key_ab: dict[int, np.ndarray], input_l: list[np.ndarray], max_side: int = 480
+) -> dict[int, np.ndarray]:
+    """Every frame's ab (H, W, 2) warped frame to frame from its nearest keyframe's ``key_ab`` (DIS on the input
+    lumas), no occlusion handling: the plain flow chain both protocols compare against."""
+    keys, n = sorted(key_ab), len(input_l)
+    ab = dict(key_ab)
     for direction in (1, -1):
         for k in keys:
-            cur = seq.gt_ab[k]
+            cur = key_ab[k]
             t = k + direction
             while 0 <= t < n and t not in keys and nearest(keys, t) == k:
-                flow = compute_flow_scaled(seq.input_l[t - direction], seq.input_l[t], max_side=max_side)
-                cur = warp(cur, flow)
+                cur = warp(cur, compute_flow_scaled(input_l[t - direction], input_l[t], max_side=max_side))
                 ab[t] = cur
                 t += direction
-    return [seq.gt[t] if t in keys else seq.render(ab[t], t) for t in range(n)]
+    return ab
 
 
-def run_mode(seq: Sequence, keys: list[int], mode: str) -> tuple[list[np.ndarray], tuple[float, float]]:
-    """Outputs of a transfer mode and its speed: (frames/s wall clock, frames per CPU-second of the process)."""
+def baseline_flow_chain(seq: Sequence, keys: list[int]) -> list[np.ndarray]:
+    """The plain flow chain (:func:`chained_ab`) from the ground truth's keyframes, rendered on the input L*."""
+    ab = chained_ab({k: seq.gt_ab[k] for k in keys}, seq.input_l)
+    return [seq.gt[t] if t in keys else seq.render(ab[t], t) for t in range(len(seq.gt))]
+
+
+def run_mode(
+    seq: Sequence, keys: list[int], mode: str, params: PropagationParams | None = None
+) -> tuple[list[np.ndarray], tuple[float, float]]:
+    """Outputs of a transfer mode (with ``params``, else the defaults) and its speed: (frames/s wall clock, frames
+    per CPU-second of the process)."""
     refs = {k: seq.gt[k] for k in keys}
-    kt = KeyframeTransfer(refs, lambda t: seq.gray[t], len(seq.gt), mode=mode)
+    kt = KeyframeTransfer(refs, lambda t: seq.gray[t], len(seq.gt), mode=mode, params=params)
     start, cpu = time.perf_counter(), time.process_time()
     rgbs = [kt.rgb(t) for t in range(len(seq.gt))]
     elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
@@ -168,16 +177,10 @@ def papers_outputs(seq: PapersSequence, keys: list[int], method: str) -> list[np
     if method == "gray":
         return [np.repeat(g[..., None] / 255.0, 3, axis=2) for g in seq.gray]
     if method == "flow_chain":
-        ab = {k: np.ascontiguousarray(rgb_to_lab_planes(seq.gt_u8[k])[1].transpose(1, 2, 0)) for k in keys}
-        for k in keys:
-            for direction in (1, -1):
-                cur, t = ab[k], k + direction
-                while 0 <= t < n and t not in keys and nearest(keys, t) == k:
-                    cur = warp(
-                        cur, compute_flow_scaled(seq.input_l[t - direction], seq.input_l[t], max_side=480)
-                    )
-                    ab[t] = cur
-                    t += direction
+        key_ab = {
+            k: np.ascontiguousarray(rgb_to_lab_planes(seq.gt_u8[k])[1].transpose(1, 2, 0)) for k in keys
+        }
+        ab = chained_ab(key_ab, seq.input_l)
         return [seq.render(ab[t], t) for t in range(n)]
     refs = {k: seq.gt_u8[k] for k in keys}
     kt = KeyframeTransfer(refs, lambda t: seq.gray[t], n, mode=method)

@@ -15,16 +15,15 @@ import dataclasses
 import json
 import os
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from transfer import DATA, Sequence, evaluate, load_sequence, log, to_u8
+from transfer import DATA, Sequence, evaluate, load_sequence, log, run_mode
 
-from chromaflow.core.transfer import KeyframeTransfer, PropagationParams
+from chromaflow.core.transfer import PropagationParams
 
 RESULTS = Path(__file__).resolve().parent / "results" / "transfer_flow.json"
 TUNING = ("bmx-trees", "kite-surf")
@@ -41,14 +40,8 @@ SETTINGS: dict[str, dict[str, Any]] = {
 
 
 def run(seq: Sequence, changes: dict[str, Any]) -> dict[str, float]:
-    params = dataclasses.replace(PropagationParams(), **changes)
-    keys = [0]
-    kt = KeyframeTransfer({0: seq.gt[0]}, lambda t: seq.gray[t], len(seq.gt), mode="propagate", params=params)
-    start = time.perf_counter()
-    rgbs = [kt.rgb(t) for t in range(len(seq.gt))]
-    seconds = time.perf_counter() - start
-    outputs = [seq.gt[t] if t in keys else to_u8(rgbs[t]) for t in range(len(seq.gt))]
-    return evaluate(seq, outputs, keys) | {"seconds_per_frame": seconds / len(seq.gt)}
+    outputs, (fps, _) = run_mode(seq, [0], "propagate", dataclasses.replace(PropagationParams(), **changes))
+    return evaluate(seq, outputs, [0]) | {"seconds_per_frame": 1.0 / fps}
 
 
 def main() -> None:

@@ -330,9 +330,7 @@ def _architecture_shapes(tensors: Mapping[str, TensorFact]) -> tuple[str, dict[s
             shapes = {k: tuple(v.shape) for k, v in make(width).state_dict().items()}
         optional = {base.TEMPERATURE_KEY} if arch in ("base", base_v2.ARCH) else set()
         optional |= {k for k in shapes if k.endswith("num_batches_tracked")}  # older files lack the counters
-        if (
-            arch == base_v2.ARCH
-        ):  # a shipped file leaves out the ImageNet encoder blocks (base_v2.shipped_state)
+        if arch == base_v2.ARCH:  # a shipped file leaves out the ImageNet encoder (base_v2.shipped_state)
             optional |= {k for k in shapes if k.startswith(base_v2.ENCODER_PREFIX)}
         if set(shapes) - optional <= names <= set(shapes) | optional:
             return arch, shapes

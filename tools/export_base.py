@@ -55,9 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     ok = [t for t, m in scores.items() if m["colourfulness_ratio"] >= args.min_ratio]
     chosen = max(ok, key=lambda t: scores[t]["psnr"]) if ok else min(TEMPERATURES)
     net_state = trainer.net.state_dict()
-    if isinstance(
-        trainer.net, BaseV2ColorNet
-    ):  # ships what chromaflow trained, never torchvision's own tensors
+    if isinstance(trainer.net, BaseV2ColorNet):  # ship what chromaflow trained, never torchvision's tensors
         net_state = shipped_state(trainer.net, imagenet_state(progress=False))
     state = {k: (v.half() if v.is_floating_point() else v) for k, v in net_state.items()}
     state[TEMPERATURE_KEY] = torch.tensor(chosen, dtype=torch.float32)

@@ -9,9 +9,10 @@ import pytest
 
 from chromaflow.core import process_tuning
 
-# A model batch's last steps, eight times over: a 1x1 convolution to 484 bin scores at 64x64 for 8 frames (a 64 MB
-# tensor) and their softmax; prints the page faults of the runs after the first. Without the settings glibc maps
-# fresh blocks for both tensors every time, so every run faults them in again.
+# A model batch's last steps, eight times over: a 1x1 convolution to 484 scores at 64x64 for 8 frames (a 64 MB
+# tensor; base's 256-bin logits at batch 8 are half that) and their softmax; prints the page faults of the runs
+# after the first. Without the settings glibc maps fresh blocks for both tensors every time, so every run faults
+# them in again.
 _BATCHES = textwrap.dedent(
     """
     import resource, sys
