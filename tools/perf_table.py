@@ -105,6 +105,36 @@ def transfer_flow_rows(d: dict[str, Any]) -> Iterator[Row]:
     )
 
 
+def transfer_ceilings_rows(d: dict[str, Any]) -> Iterator[Row]:
+    """``transfer_ceilings.py``: what matching and a fusion could add to the flow transfer (issue 18's evidence)."""
+    gains, tuning = d["gains_db"], d["fit_on"]
+    reporting = [n for n in gains if n not in tuning]
+    labels = (
+        ("match", "matching alone"),
+        ("oracle_flow_match", "per-pixel oracle of flow and matching"),
+        ("oracle_all", "oracle over flow, chains, fill and matching"),
+        ("fused_fitted_elsewhere", "fusion fitted on other sequences"),
+        ("best_confidence_power", "best confidence power"),
+    )
+
+    def mean(key: str, column: str, names: list[str]) -> str:
+        values = [gains[n][key][column] for n in names if column in gains[n][key]]
+        return f"{sum(values) / len(values):+.2f}" if values else "n/a"
+
+    sets = [tuning, reporting] if reporting else [tuning]
+    for key, label in (("key0", "key 0"), ("key0_last", "keys 0 + last")):
+        figures = "; ".join(
+            f"{what} {' / '.join(mean(key, c, names) for names in sets)}" for c, what in labels
+        )
+        held = f" / reporting ({', '.join(reporting)})" if reporting else ""
+        yield (
+            f"keyframe transfer, what matching + a fusion could add, {label}: dB over today's flow transfer (ab at "
+            f"the working resolution), tuning ({', '.join(tuning)}){held}",
+            figures,
+            "",
+        )
+
+
 def _base_figures(s: dict[str, Any]) -> str:
     return (
         f"warp error -{_pct(s['colorizer_warp_error_reduction'])}, CDC -{_pct(s['colorizer_cdc_reduction'])}, "
@@ -428,6 +458,7 @@ SECTIONS: dict[str, list[tuple[str, Callable[[dict[str, Any]], Iterator[Row]]]]]
         ("transfer", transfer_rows),
         ("transfer_papers", transfer_papers_rows),
         ("transfer_flow", transfer_flow_rows),
+        ("transfer_ceilings", transfer_ceilings_rows),
         ("smoothing", smoothing_rows),
         ("smoothing_base_v2", smoothing_model_rows),
         ("deflicker", deflicker_rows),

@@ -42,6 +42,24 @@ def test_deepfake_rows_name_the_rule_and_the_absent_classifiers() -> None:
     ]
 
 
+def test_transfer_ceiling_rows_keep_tuning_and_reporting_apart() -> None:
+    def row(match: float, fused: float | None) -> dict[str, float]:
+        r = {"match": match, "oracle_flow_match": 1.0, "oracle_all": 2.0, "best_confidence_power": 0.0}
+        return r if fused is None else {**r, "fused_fitted_elsewhere": fused}
+
+    gains = {
+        "t1": {"key0": row(-1.0, 0.2), "key0_last": row(-2.0, 0.0)},
+        "t2": {"key0": row(-3.0, 0.4), "key0_last": row(-2.0, 0.0)},
+        "r1": {"key0": row(-0.5, -0.1), "key0_last": row(-1.0, 0.1)},
+    }
+    rows = list(perf_table.transfer_ceilings_rows({"gains_db": gains, "fit_on": ["t1", "t2"]}))
+    assert len(rows) == 2
+    what, figure, _ = rows[0]
+    assert "tuning (t1, t2) / reporting (r1)" in what and "key 0" in what
+    assert "matching alone -2.00 / -0.50" in figure
+    assert "fusion fitted on other sequences +0.30 / -0.10" in figure
+
+
 def test_splice_replaces_only_the_block(tmp_path: Path) -> None:
     readme = tmp_path / "README.md"
     readme.write_text(f"intro\n{perf_table.START}\nold\n{perf_table.END}\noutro\n")
