@@ -9,7 +9,7 @@ to frame, no occlusion handling, no refinement). Speed: frames/s of the transfer
 at 854x480, wall clock and per CPU-second of the process (the CPU figure is the one to compare on a shared,
 loaded machine: with 2 threads on 2 free cores, wall-clock frames/s lie between it and twice it).
 
-    .venv/bin/python benchmarks/transfer.py [--frames N] [--sequences a,b] [--modes propagate,auto]
+    .venv/bin/python benchmarks/transfer.py [--frames N] [--sequences a,b] [--modes flow,auto]
     .venv/bin/python benchmarks/transfer.py --scoring papers     # the published propagators' protocol
 
 Prints a table (stderr progress, stdout table) and writes benchmarks/results/transfer.json.
@@ -237,7 +237,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--frames", type=int, default=None, help="first N frames of each sequence (default all)")
     ap.add_argument("--sequences", default=None, help="comma-separated subset")
-    ap.add_argument("--modes", default="propagate,auto", help="transfer modes to measure")
+    ap.add_argument(
+        "--modes",
+        default="flow,auto",
+        help="transfer modes to measure (flow: the transfer before the fusion)",
+    )
     ap.add_argument(
         "--threads", type=int, default=2, help="OpenCV/torch threads (the target machine has 2 cores)"
     )

@@ -58,6 +58,7 @@ from chromaflow.core.shots import ShotCuts, cut_luma
 from chromaflow.core.temporal import TemporalSmoother
 from chromaflow.core.transfer import (
     CACHE_EVERY,
+    PROPAGATING,
     AbPredictor,
     ColourSource,
     KeyframeTransfer,
@@ -200,11 +201,7 @@ class VideoColorizer:
         return l_full
 
     def _is_key(self, n: int) -> bool:
-        return (
-            self.transfer is not None
-            and self.transfer.mode in ("propagate", "auto")
-            and n in self.transfer.keys
-        )
+        return self.transfer is not None and self.transfer.mode in PROPAGATING and n in self.transfer.keys
 
     def _ab_work(self, n: int) -> tuple[F32, F32]:
         """``(L* work (h, w), ab work (2, h, w))`` of frame ``n`` before smoothing."""
@@ -323,8 +320,10 @@ class VideoColorizer:
         last = n + r
         if self.transfer is None:  # the colorizer's block of the last frame in the window
             last = (last // self.batch_size + 1) * self.batch_size - 1
-        if self.transfer is not None and self.transfer.mode in ("propagate", "auto"):
+        if self.transfer is not None and self.transfer.mode in PROPAGATING:
             for m in range(max(0, n - r), n + r + 1):
+                if m not in self.transfer.keys:  # a keyframe's colour is its reference's
+                    last = max(last, m + self.transfer.reads_ahead)
                 k = self.transfer.next_key(m)
                 if k is not None and k - m <= self.params.max_distance:
                     last = max(last, k)
@@ -336,8 +335,8 @@ class VideoColorizer:
         r = self.smoother.radius if self.smoother is not None else 0
         if self.transfer is None:
             return r + self.batch_size - 1
-        if self.transfer.mode in ("propagate", "auto"):
-            return r + self.params.max_distance
+        if self.transfer.mode in PROPAGATING:
+            return r + max(self.params.max_distance, self.transfer.reads_ahead)
         return r
 
 

@@ -35,13 +35,14 @@ from chromaflow.core.transfer.lab_arrays import (
     to_lightness,
 )
 from chromaflow.core.transfer.model_fallback import AbPredictor, ColourSource, colorizer_ab
-from chromaflow.core.transfer.modes import MODES, Mode, check_transfer_mode
+from chromaflow.core.transfer.modes import MODES, PROPAGATING, Mode, check_transfer_mode
 from chromaflow.core.transfer.propagate import PropagationParams, upsample_ab
 from chromaflow.core.transfer.references import load_references, reference_rgb
 
 __all__ = [
     "CACHE_EVERY",
     "MODES",
+    "PROPAGATING",
     "AbPredictor",
     "ColourSource",
     "FrameInfo",

@@ -8,9 +8,16 @@ Modes (:mod:`~chromaflow.core.transfer.modes`):
   the chains' own colours, and where those do not match either, from a global transfer (``histogram``) from the
   nearest keyframe, or the automatic colorizer when one is given. Frames no chain reaches (another shot, too far)
   get the global transfer / colorizer alone.
-- ``auto``: the same chains, with the Welsh-style ``knn`` transfer (or the colorizer) as the per-pixel fallback; a
+- ``flow``: the same chains, with the Welsh-style ``knn`` transfer (or the colorizer) as the per-pixel fallback; a
   reference whose lightness does not match its frame (a photo of other content) gets low confidence everywhere, so
   the frame is coloured by ``knn`` from it.
+- ``auto``: ``flow``, joined per pixel by the learned fusion (:mod:`~chromaflow.core.transfer.fusion`) with the
+  colour of non-local matching (:mod:`~chromaflow.core.transfer.matching`) against the chains' keyframes and their
+  memory frames (every ``memory_every``-th frame of the chain, coloured by the chain where it is confident). The
+  memory holds chain colours, not fused ones, so a frame depends on no later frame of its chain and on nothing
+  the request order could change. What the fusion changes is averaged over the frame and its two neighbours along
+  the flow (matching answers each frame on its own), so a frame reads one frame ahead (:attr:`reads_ahead`).
+  Without the matching encoder's weights in the model cache it is ``flow``.
 - ``reinhard``, ``histogram``, ``knn``: per-frame transfer from the nearest keyframe's reference (any content).
 
 Hosts ask for frames in any order and from several threads: frames and flows are kept by
@@ -23,27 +30,40 @@ full size; ``ab_work(n)`` ``(2, h, w)`` at the working resolution; ``rgb(n)`` ``
 the frame's own L*; ``info(n)``. Inside, ab is in the transfer maths' ``(H, W, 2)`` layout.
 """
 
+import functools
+import logging
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import cv2
 import numpy as np
 from numpy.typing import NDArray
 
 from chromaflow.core.arrays import F32
 from chromaflow.core.errors import InputError, UsageError
+from chromaflow.core.flow import forward_backward_confidence, warp
 from chromaflow.core.frame_facts import FrameFacts
 from chromaflow.core.lru import LRUCache
 from chromaflow.core.scenecut import DEFAULT_THRESHOLD, SceneCutDetector
 from chromaflow.core.shots import ShotCuts
 from chromaflow.core.transfer.chains import ChainBook
 from chromaflow.core.transfer.frames import LumaSource, SequenceFrames
+from chromaflow.core.transfer.fusion import Fused, Fusion, FusionCues
 from chromaflow.core.transfer.global_stats import histogram, reinhard
 from chromaflow.core.transfer.knn import KnnTable
 from chromaflow.core.transfer.lab_arrays import chw, hwc, lab_planes_to_rgb
+from chromaflow.core.transfer.matching import (
+    FeatureEncoder,
+    MatchParams,
+    MatchSource,
+    match_grid,
+    memory_frames,
+    to_working,
+)
 from chromaflow.core.transfer.model_fallback import ColourSource, colorizer_ab
-from chromaflow.core.transfer.modes import Mode, check_transfer_mode
+from chromaflow.core.transfer.modes import PROPAGATING, Mode, check_transfer_mode
 from chromaflow.core.transfer.propagate import (
     ChainState,
     PropagationParams,
@@ -65,6 +85,8 @@ from chromaflow.core.transfer.propagate import (
 )
 from chromaflow.core.transfer.references import Keyframe, reference_rgb
 
+log = logging.getLogger(__name__)
+
 CACHE_EVERY = 8  # every 8th chain state is kept as a checkpoint (random-access memory against recomputation)
 
 
@@ -81,6 +103,15 @@ class _Result:
     info: "FrameInfo"
 
 
+@dataclass(frozen=True)
+class _Joined:
+    """The fusion's answer for one frame at the working resolution, with what it was computed from."""
+
+    fused: Fused
+    flow: F32  # (h, w, 2) the flow transfer's colour
+    delta: F32  # (h, w, 2) alpha * (match - flow): what the fusion changes
+
+
 FrameInfo = FrameFacts  # the per-frame facts' earlier name
 
 
@@ -91,7 +122,9 @@ class KeyframeTransfer:
     keyframe 0). ``colorizer``: optional automatic colorizer used as the low-confidence fallback
     (:mod:`~chromaflow.core.transfer.model_fallback`). ``shots``: the run's shared scene cuts (:class:`ShotCuts`,
     e.g. a :class:`~chromaflow.core.video.VideoColorizer`'s, so its smoothing stops at the same cuts); it replaces
-    ``scene_cut_threshold`` and ``detect_cuts``.
+    ``scene_cut_threshold`` and ``detect_cuts``. ``encoder``, ``fusion``, ``match_params``: the ``auto`` mode's
+    matching encoder (default: ``mobilenet-v2-imagenet`` from the model cache), fusion net (default: the bundled
+    weights) and matching tuning.
     """
 
     def __init__(
@@ -110,6 +143,9 @@ class KeyframeTransfer:
         cache_states: int = 64,
         cache_frames: int = 48,
         shots: ShotCuts | None = None,
+        encoder: FeatureEncoder | None = None,
+        fusion: Fusion | None = None,
+        match_params: MatchParams | None = None,
     ) -> None:
         check_transfer_mode(mode)
         if num_frames < 1:
@@ -143,6 +179,15 @@ class KeyframeTransfer:
         self._key_slopes: dict[int, F32] = {}
         self._results = LRUCache(16)
         self._fallbacks = LRUCache(16)
+        self.match_params = match_params or MatchParams()
+        self.encoder = encoder if mode == "auto" else None
+        if mode == "auto" and encoder is None:
+            self.encoder = default_encoder()
+        self.fusion = (fusion or Fusion()) if self.encoder is not None else None
+        self._feats = LRUCache(24)
+        self._key_sources: dict[int, MatchSource] = {}
+        self._fused_cache = LRUCache(16)
+        self._smoothed_cache = LRUCache(16)
 
     # ------------------------------------------------------------------ frames and cuts
 
@@ -150,6 +195,12 @@ class KeyframeTransfer:
     def work_size(self) -> tuple[int, int]:
         """``(h, w)`` of the working resolution (known after the first frame is read)."""
         return self._frames.work_size
+
+    @property
+    def reads_ahead(self) -> int:
+        """How many frames after ``n`` frame ``n``'s colour reads beyond its chains (the fused delta's
+        three-frame mean reads one)."""
+        return 1 if self.fusion is not None else 0
 
     def work_luma(self, n: int) -> F32:
         """L* ``(h, w)`` of frame ``n`` at the working resolution."""
@@ -172,7 +223,7 @@ class KeyframeTransfer:
                 return self._keys[k]
         rgb = reference_rgb(self._ref_images[k])
         size = self._frames.full_size(k)
-        key = Keyframe.of(k, rgb, size, self.work_size, self.mode in ("propagate", "auto"))
+        key = Keyframe.of(k, rgb, size, self.work_size, self.mode in PROPAGATING)
         with self._lock:
             return self._keys.setdefault(k, key)
 
@@ -257,7 +308,7 @@ class KeyframeTransfer:
         k = self.nearest_key(n)
         if self.colorizer is not None:
             return hwc(colorizer_ab(self.colorizer, l_work))
-        if self.mode == "auto" or self.mode == "knn":
+        if self.mode in ("auto", "flow", "knn"):
             return self._knn_table(k).lookup(l_work)
         if self.mode == "reinhard":
             return reinhard(self._key(k).samples, l_work)
@@ -323,8 +374,116 @@ class KeyframeTransfer:
         return result
 
     def info(self, n: int) -> FrameInfo:
-        """Keyframe distance, mean confidence and scene-cut flag of frame ``n``."""
-        return self._result(n).info
+        """Keyframe distance, mean confidence (the fused one in ``auto``) and scene-cut flag of frame ``n``."""
+        res = self._result(n)
+        fused = self._fused(n, res)
+        if fused is None:
+            return res.info
+        return FrameInfo(
+            res.info.keyframe_distance, float(fused.fused.conf.mean()), res.info.scene_cut, False
+        )
+
+    # ------------------------------------------------------------------ matching and fusion (auto)
+
+    def _features(self, n: int) -> Any:
+        cached = self._feats.get(n)
+        if cached is None:
+            assert self.encoder is not None
+            cached = self.encoder(self._frames.frame(n).l_work)
+            self._feats.put(n, cached)
+        return cached
+
+    def _key_source(self, k: int) -> MatchSource:
+        with self._lock:
+            if k in self._key_sources:
+                return self._key_sources[k]
+        data = self._key(k).data
+        src = MatchSource.of(self._features(k), data.ab_work, np.ones(data.l_work.shape, dtype=np.float32))
+        with self._lock:
+            return self._key_sources.setdefault(k, src)
+
+    def _flow_work(self, n: int, res: _Result) -> F32:
+        """The flow transfer's ab ``(h, w, 2)`` of a propagated frame at the working resolution."""
+        chains = [(sample_full(self._key(k).data.ab_work, pos), c, wt) for k, pos, c, wt in res.chains]
+        return compose_full(chains, res.conf, self._fill(n, res, res.l_work))
+
+    def fusion_cues(self, n: int) -> FusionCues | None:
+        """What the fusion is told about frame ``n`` (None where nothing is fused: outside ``auto``, keyframes,
+        frames no chain reaches): for fitting the fusion and measuring it."""
+        if self.encoder is None or self.fusion is None or n in self._ref_images:
+            return None
+        res = self._result(n)
+        return self._cues(n, res) if res.chains else None
+
+    def _cues(self, n: int, res: _Result) -> FusionCues:
+        """Matching against the chains' keyframes and memory, and the flow transfer's colour, as the fusion's cues."""
+        mp = self.match_params
+        sources = []
+        for k, *_ in res.chains:
+            sources.append(self._key_source(k))
+            for m in memory_frames(k, n, mp):
+                mem = self._result(m)
+                if mem.chains:
+                    sources.append(MatchSource.of(self._features(m), mem.ab, mem.conf))
+        ab_g, conf_g, sim_g = match_grid(self._features(n), sources, mp, mp.memory_conf)
+        match_ab, match_conf = to_working(res.l_work, ab_g, conf_g, mp)
+        h, w = res.l_work.shape
+        sim = np.asarray(cv2.resize(sim_g, (w, h), interpolation=cv2.INTER_LINEAR), dtype=np.float32)
+        flow = self._flow_work(n, res)
+        return FusionCues(res.l_work, flow, res.conf, res.any_match, match_ab, match_conf, sim)
+
+    def _fused(self, n: int, res: _Result) -> _Joined | None:
+        """The fusion's answer for a propagated frame (None outside ``auto``, for keyframes and for frames no chain
+        reaches). The net sees the flow transfer's working-resolution colour, so ``ab``, ``ab_work`` and ``info``
+        share one answer per frame. Cached."""
+        if self.encoder is None or self.fusion is None or not res.chains:
+            return None
+        cached = self._fused_cache.get(n)
+        if cached is not None:
+            return cached
+        cues = self._cues(n, res)
+        fused = self.fusion(cues)
+        delta = np.asarray(fused.alpha[..., None] * (cues.match_ab - cues.flow_ab), dtype=np.float32)
+        out = _Joined(fused, cues.flow_ab, delta)
+        self._fused_cache.put(n, out)
+        return out
+
+    def _delta(self, n: int) -> F32 | None:
+        """What the fusion changes in frame ``n``'s working-resolution colour, ``alpha * (match - flow)`` ``(h, w,
+        2)``: None where nothing is fused (outside ``auto``, frames no chain reaches), zeros at keyframes."""
+        if self.fusion is None:
+            return None
+        if n in self._ref_images:
+            return np.zeros((*self.work_size, 2), dtype=np.float32)
+        joined = self._fused(n, self._result(n))
+        return None if joined is None else joined.delta
+
+    def _smoothed_delta(self, n: int) -> F32 | None:
+        """:meth:`_delta` of frame ``n`` averaged with its neighbours' in the same shot, carried to it by the
+        consecutive-frame flows and weighted by their forward-backward consistency (occluded pixels drop out).
+
+        Matching answers each frame on its own, so its colour jitters from frame to frame where flow chains do not;
+        the three-frame mean keeps the chains' temporal coherence (it reads one frame ahead). Cached."""
+        cached = self._smoothed_cache.get(n)
+        if cached is not None:
+            return cached
+        own = self._delta(n)
+        if own is None or n in self._ref_images:
+            return own
+        total, weight = own.copy(), np.ones(own.shape[:2], dtype=np.float32)
+        for m in (n - 1, n + 1):
+            if not 0 <= m < self.num_frames or self.scene_cut(max(m, n)):
+                continue
+            other = self._delta(m)
+            if other is None:
+                continue
+            to_m, from_m = self._frames.flow(n, m), self._frames.flow(m, n)
+            conf = forward_backward_confidence(to_m, from_m, self.params.fb_sigma, self.params.fb_alpha)
+            total += conf[..., None] * warp(other, to_m)
+            weight += conf
+        out = np.asarray(total / weight[..., None], dtype=np.float32)
+        self._smoothed_cache.put(n, out)
+        return out
 
     def _fill_prior(self, n: int, res: _Result) -> F32:
         """Coarsest estimate of the fill: the chains' own colours where the lightness still matches the keyframe,
@@ -357,13 +516,15 @@ class KeyframeTransfer:
 
     def ab_work(self, n: int) -> F32:
         """Refined ab ``(2, h, w)`` at the working resolution (for temporal smoothing)."""
-        if self.mode in ("propagate", "auto") and n in self._ref_images:
+        if self.mode in PROPAGATING and n in self._ref_images:
             return chw(self._key(n).data.ab_work)
         res = self._result(n)
         if not res.chains:
             return chw(refine(res.l_work, res.ab, self.params))
-        chains = [(sample_full(self._key(k).data.ab_work, pos), c, wt) for k, pos, c, wt in res.chains]
-        return chw(compose_full(chains, res.conf, self._fill(n, res, res.l_work)))
+        joined = self._fused(n, res)
+        flow = joined.flow if joined is not None else self._flow_work(n, res)
+        delta = self._smoothed_delta(n)
+        return chw(flow if delta is None else np.asarray(flow + delta, dtype=np.float32))
 
     def ab(self, n: int, l_full: F32 | None = None) -> F32:
         """ab ``(2, H, W)`` float32 of frame ``n`` at full size (``l_full``: its L* if the caller has it).
@@ -372,13 +533,17 @@ class KeyframeTransfer:
         (no re-filtering, which would blur it); only the low-confidence part is filled (edge-aware, luma-guided).
         """
         l_full = self._frames.l_full(n) if l_full is None else l_full
-        if self.mode in ("propagate", "auto") and n in self._ref_images:
+        if self.mode in PROPAGATING and n in self._ref_images:
             return chw(self._key(n).ab_full)
         res = self._result(n)
         if not res.chains:
             return chw(to_full_size(res.l_work, res.ab, l_full, self.params))
         chains = [(self._sample_key(k, pos, l_full), c, wt) for k, pos, c, wt in res.chains]
-        return chw(compose_full(chains, res.conf, self._fill(n, res, l_full)))
+        flow = compose_full(chains, res.conf, self._fill(n, res, l_full))
+        delta = self._smoothed_delta(n)
+        if delta is None:
+            return chw(flow)
+        return chw(np.asarray(flow + to_full_size(res.l_work, delta, l_full, self.params), dtype=np.float32))
 
     def rgb(self, n: int) -> F32:
         """sRGB ``(H, W, 3)`` float32 of frame ``n``: the frame's own L* with the transferred ab."""
@@ -390,4 +555,40 @@ class KeyframeTransfer:
         self._frames.release_before(n)
         self._results.keep_only(lambda k: not (isinstance(k, int) and k < n))
         self._fallbacks.keep_only(lambda k: not (isinstance(k, int) and k < n))
+        self._feats.keep_only(lambda k: not (isinstance(k, int) and k < n))
+        self._fused_cache.keep_only(lambda k: not (isinstance(k, int) and k < n))
+        self._smoothed_cache.keep_only(lambda k: not (isinstance(k, int) and k < n))
         self._chains.release_before(n)
+
+
+_warned_no_encoder = threading.Event()
+
+
+def default_encoder() -> FeatureEncoder | None:
+    """The ``auto`` mode's matching encoder from the model cache (one per weights file and process: loading it
+    costs more than matching a short clip), or None (and one warning) when its weights are absent: ``auto`` then
+    works as ``flow``."""
+    from chromaflow.core import registry
+    from chromaflow.core.nets.mobilenet_v2 import REGISTRY_NAME
+
+    if not registry.is_present(REGISTRY_NAME):
+        if not _warned_no_encoder.is_set():
+            _warned_no_encoder.set()
+            log.warning(
+                "keyframe transfer 'auto' works as 'flow': the matching encoder's weights are not in the model "
+                "cache; get them with `chromaflow models download %s`",
+                REGISTRY_NAME,
+            )
+        return None
+    path = registry.weights_path(REGISTRY_NAME)
+    stat = path.stat()
+    return _encoder_of(str(path), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=2)
+def _encoder_of(path: str, size: int, mtime_ns: int) -> FeatureEncoder:
+    """The encoder with the weights at ``path`` (size and time key the cache, so a replaced file is reread)."""
+    from chromaflow.core.nets.mobilenet_v2 import MobileNetV2Features, load_imagenet
+    from chromaflow.core.weights_io import load_state_dict
+
+    return FeatureEncoder(load_imagenet(MobileNetV2Features(), load_state_dict(path)).eval())

@@ -64,7 +64,7 @@ class ColorizeNode(FrameNode):
     :mod:`chromaflow.core.mixing`), ``device``, ``precision`` and ``size`` (None: each model's own side;
     ``render_factor`` N is DeOldify's ``size = 16 * N``); ``model=None`` means no colour
     model (keyframe transfer alone, which needs ``references``). ``references``: ``{frame index: RGB image or image
-    path}``, carried through the shot by ``transfer`` (``auto``, ``propagate``, ``knn``, ``reinhard``,
+    path}``, carried through the shot by ``transfer`` (``auto``, ``flow``, ``propagate``, ``knn``, ``reinhard``,
     ``histogram``), the model filling in where propagation is unsure. ``hints``: colour points in frame pixels
     (model only). ``smooth``: temporal smoothing radius in frames (0 = off). ``batch_size``: frames per model
     batch. ``on_info(frame_index, info)`` receives each output frame's facts (keyframe distance, transfer

@@ -127,7 +127,7 @@ def colorize(
     the more saturated colour, blended over ``mix_softness`` ab units; :mod:`chromaflow.core.mixing`); ``None`` with
     ``references`` means transfer only. ``references``: ``{frame: image path or RGB array}`` or a reference clip of the same length
     whose coloured frames carry ``ChromaflowKeyframe=1`` (or are listed in ``keyframes``); their colours are carried
-    through the shot by ``transfer`` (``auto``, ``propagate``, ``knn``, ``reinhard``, ``histogram``), the model
+    through the shot by ``transfer`` (``auto``, ``flow``, ``propagate``, ``knn``, ``reinhard``, ``histogram``), the model
     filling in where propagation is unsure. ``hints``: colour points ``"x,y,#RRGGBB[,radius]"`` (frame pixels) for
     every frame, or ``{frame: [points]}`` (model only). ``smooth``: temporal smoothing radius in frames (0 = off;
     frame ``n`` then reads frames ``n - smooth .. n + smooth``). ``size``: the model's input side (None: each
@@ -206,6 +206,7 @@ def transfer(
     """Carry the colours of reference keyframes through a clip, without a colour model.
 
     ``ref``: ``{frame: image path or RGB array}`` or a reference clip (see :func:`colorize`). ``mode``: ``auto``
+    (``flow`` fused with feature matching; its fused confidence is ``ChromaflowTransferConfidence``), ``flow``
     (propagate, with a texture-matching fallback), ``propagate``, ``knn``, ``reinhard`` or ``histogram`` (the last
     three take references of other content, of any size). ``smooth``: temporal smoothing radius (default off: the
     propagated colours are already coherent). The same as ``colorize(clip, model=None, references=ref, ...)``.

@@ -9,7 +9,7 @@ import numpy as np
 import vapoursynth as vs
 
 from chromaflow.core.hints import Hint, parse_hint
-from chromaflow.core.transfer import as_rgb_float, load_rgb
+from chromaflow.core.transfer import PROPAGATING, as_rgb_float, load_rgb
 from chromaflow.filters.vapoursynth.colour import ClipLayout, check_clip, describe
 from chromaflow.filters.vapoursynth.frames import frame_rgb, reported
 from chromaflow.filters.vapoursynth.properties import KEYFRAME_PROP
@@ -72,7 +72,7 @@ def reference_images(
         )
     if not images:
         raise vs.Error(f"chromaflow.{func}: no references given; pass {{frame: image}} or a reference clip")
-    if mode in ("propagate", "auto"):
+    if mode in PROPAGATING:
         for n, img in images.items():
             rh, rw = img.shape[:2]
             if (rh, rw) != (layout.height, layout.width):

@@ -173,8 +173,9 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
         choices=MODES,
         default=ColorizeOptions.transfer,
         help="how references reach other frames: propagate (same shot, optical flow), reinhard / histogram "
-        "(global colour statistics), knn (texture matching; references of other content), auto (propagate, "
-        "falling back per region; default)",
+        "(global colour statistics), knn (texture matching; references of other content), flow (propagate, "
+        "falling back per region), auto (flow fused with feature matching against the keyframes and a memory; "
+        "flow when the matching encoder mobilenet-v2-imagenet is not downloaded; default)",
     )
     keys.add_argument(
         "--scene-cut",

@@ -2,7 +2,7 @@
 scored on (tiny synthetic frames).
 
 The matching encoder is MobileNetV2 with seeded random weights (torchvision's initialisation), not the ImageNet file
-the benchmark loads, which cannot be fetched in the test environment; the matching code path is the same.
+the benchmark loads; the matching code path is the same.
 """
 
 from types import ModuleType
@@ -14,6 +14,7 @@ from torch import nn
 
 from chromaflow.core.nets.mobilenet_v2 import MobileNetV2Features
 from chromaflow.core.transfer import KeyframeTransfer
+from chromaflow.core.transfer.matching import FeatureEncoder
 
 from support import transfer_synth as synth
 from support.scripts import load_benchmark
@@ -24,13 +25,13 @@ def ceilings() -> ModuleType:
     return load_benchmark("transfer_ceilings")
 
 
-def seeded_encoder(ceilings: ModuleType) -> object:
+def seeded_encoder() -> FeatureEncoder:
     torch.manual_seed(0)
     net = MobileNetV2Features()
     for mod in net.modules():
         if isinstance(mod, nn.Conv2d):
             nn.init.kaiming_normal_(mod.weight, mode="fan_out")
-    return ceilings.Encoder(net)
+    return FeatureEncoder(net)
 
 
 def parts(ceilings: ModuleType, truth: np.ndarray, match: np.ndarray, conf: float = 0.0) -> object:
@@ -95,14 +96,16 @@ def test_matching_carries_the_keyframe_colour_to_a_moved_frame(ceilings: ModuleT
         x0, y0 = 8 + 4 * t, 8 + 2 * t
         ls.append(np.ascontiguousarray(canvas_l[y0 : y0 + 64, x0 : x0 + 96], dtype=np.float32))
         abs_.append(np.ascontiguousarray(canvas_ab[y0 : y0 + 64, x0 : x0 + 96], dtype=np.float32))
-    encoder = seeded_encoder(ceilings)
+    encoder = seeded_encoder()
 
     def match_error() -> float:
-        kt = KeyframeTransfer({0: synth.rgb_of(ls[0], abs_[0])}, lambda t: ls[t], len(ls))
-        p = ceilings.frame_parts(kt, 5, abs_[5], ceilings.FeatureCache(encoder, kt))
+        refs = {0: synth.rgb_of(ls[0], abs_[0])}
+        kt = KeyframeTransfer(refs, lambda t: ls[t], len(ls), mode="auto", encoder=encoder)
+        p = ceilings.frame_parts(kt, 5, abs_[5])
         assert set(p.candidates) == {"flow", "chain", "fill", "match"} and p.cues.shape == (7, 64, 96)
         assert p.cues[2].min() >= 0.0 and p.cues[2].max() <= 1.0  # matching confidence
-        assert np.array_equal(p.candidates["flow"], kt.ab_work(5).transpose(1, 2, 0))
+        flow = KeyframeTransfer(refs, lambda t: ls[t], len(ls), mode="flow").ab_work(5)
+        assert np.array_equal(p.candidates["flow"], flow.transpose(1, 2, 0)), "the flow transfer's own colour"
         return float(np.abs(p.candidates["match"] - p.truth).mean())
 
     err_mean = float(np.abs(abs_[0].mean(axis=(0, 1)) - abs_[5]).mean())  # the keyframe's mean colour

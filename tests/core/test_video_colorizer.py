@@ -99,9 +99,11 @@ def test_stream_lookahead_is_bounded_by_the_next_keyframe() -> None:
         references={0: synth.rgb_of(ls[0], abs_[0]), 5: synth.rgb_of(ls[5], abs_[5])}
     )
     ready = [len(stream.push(f)) for f in ls]
-    # frame 0 is a keyframe (ready at once); frames 1..5 wait for keyframe 5; 6 and 7 have no later keyframe
-    assert ready == [1, 0, 0, 0, 0, 5, 1, 1]
-    assert stream.flush() == []
+    # frame 0 is a keyframe (ready at once); frames 1..5 wait for keyframe 5; 6 and 7 have no later keyframe, and
+    # the fused transfer (auto, its encoder on the test's model path) reads one frame ahead
+    assert stream.core.transfer is not None and stream.core.transfer.reads_ahead == 1
+    assert ready == [1, 0, 0, 0, 0, 5, 0, 1]
+    assert len(stream.flush()) == 1
 
 
 def test_colorizer_fallback_and_transfer_colours() -> None:

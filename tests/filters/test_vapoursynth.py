@@ -552,6 +552,17 @@ def test_transfer_carries_keyframe_colours_through_the_clip() -> None:
     assert np.abs(planes(yuv.get_frame(3))[1].astype(int) - 128).mean() > 3.0
 
 
+def test_auto_transfer_reports_the_fused_confidence() -> None:
+    rgb, yuv = _colour_sequence()
+    gray = core.std.ShufflePlanes(yuv, 0, vs.GRAY)
+    refs = {0: _rgb_array(rgb.get_frame(0))}
+    fused, flow = cf.transfer(gray, refs, mode="auto"), cf.transfer(gray, refs, mode="flow")
+    conf = [fused.get_frame(n).props["ChromaflowTransferConfidence"] for n in range(fused.num_frames)]
+    old = [flow.get_frame(n).props["ChromaflowTransferConfidence"] for n in range(flow.num_frames)]
+    assert all(0.0 <= c <= 1.0 for c in conf) and conf[0] == 1.0
+    assert conf[1:] != old[1:]  # the fusion's confidence (the ImageNet encoder is on the test's model path)
+
+
 def test_colorize_with_a_reference_clip_marked_by_properties(net: BaseColorNet) -> None:
     rgb, yuv = _colour_sequence()
     marked = core.std.SetFrameProps(rgb[0], ChromaflowKeyframe=1) + rgb[1:]

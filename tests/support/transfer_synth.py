@@ -68,3 +68,36 @@ def occluder_sequence(
 def rgb_of(l: np.ndarray, ab: np.ndarray) -> np.ndarray:
     """The RGB image of L* ``(H, W)`` and ab ``(H, W, 2)`` (the layout these sequences keep their truth in)."""
     return lab_planes_to_rgb(l, ab.transpose(2, 0, 1))
+
+
+def reentry_sequence(
+    n: int = 8, size: tuple[int, int] = (96, 128), seed: int = 2
+) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
+    """A static background and a saturated, striped object that leaves the frame fast and comes back.
+
+    The object runs off the right edge (32 px per frame) and re-enters in the last two frames 40 px lower and 24 px
+    further left than in frame 0. Returns the frames' L*, ab and the object's masks.
+    """
+    bg_l, bg_ab = textured_canvas(seed)
+    h, w = size
+    bg_l, bg_ab = bg_l[:h, :w], bg_ab[:h, :w] * 0.3
+    side = 32
+    yy, xx = np.mgrid[0:side, 0:side]
+    obj_l = (30 + 45 * ((xx + yy) // 6 % 2)).astype(np.float32)
+    home = (16, 40)  # (y, x)
+    back = (home[0] + 40, home[1] - 24)
+    spots = [(home[0], home[1] + 32 * t) for t in range(n - 2)] + [back, back]
+    ls, abs_, masks = [], [], []
+    for t in range(n):
+        l, ab = bg_l.copy(), bg_ab.copy()
+        m = np.zeros((h, w), bool)
+        y0, x0 = spots[t]
+        if x0 < w:
+            x1 = min(w, x0 + side)
+            l[y0 : y0 + side, x0:x1] = obj_l[:, : x1 - x0]
+            ab[y0 : y0 + side, x0:x1] = (55.0, -45.0)
+            m[y0 : y0 + side, x0:x1] = True
+        ls.append(l.astype(np.float32))
+        abs_.append(ab.astype(np.float32))
+        masks.append(m)
+    return ls, abs_, masks
