@@ -9,12 +9,8 @@ from types import ModuleType
 
 import numpy as np
 import pytest
-import torch
-from torch import nn
 
-from chromaflow.core.nets.mobilenet_v2 import MobileNetV2Features
 from chromaflow.core.transfer import KeyframeTransfer
-from chromaflow.core.transfer.matching import FeatureEncoder
 
 from support import transfer_synth as synth
 from support.scripts import load_benchmark
@@ -23,15 +19,6 @@ from support.scripts import load_benchmark
 @pytest.fixture(scope="module")
 def ceilings() -> ModuleType:
     return load_benchmark("transfer_ceilings")
-
-
-def seeded_encoder() -> FeatureEncoder:
-    torch.manual_seed(0)
-    net = MobileNetV2Features()
-    for mod in net.modules():
-        if isinstance(mod, nn.Conv2d):
-            nn.init.kaiming_normal_(mod.weight, mode="fan_out")
-    return FeatureEncoder(net)
 
 
 def parts(ceilings: ModuleType, truth: np.ndarray, match: np.ndarray, conf: float = 0.0) -> object:
@@ -96,7 +83,7 @@ def test_matching_carries_the_keyframe_colour_to_a_moved_frame(ceilings: ModuleT
         x0, y0 = 8 + 4 * t, 8 + 2 * t
         ls.append(np.ascontiguousarray(canvas_l[y0 : y0 + 64, x0 : x0 + 96], dtype=np.float32))
         abs_.append(np.ascontiguousarray(canvas_ab[y0 : y0 + 64, x0 : x0 + 96], dtype=np.float32))
-    encoder = seeded_encoder()
+    encoder = synth.seeded_matching_encoder()
 
     def match_error() -> float:
         refs = {0: synth.rgb_of(ls[0], abs_[0])}

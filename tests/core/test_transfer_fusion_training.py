@@ -12,10 +12,8 @@ import av
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
 from chromaflow.core.errors import InputError, ModelError
-from chromaflow.core.nets.mobilenet_v2 import MobileNetV2Features
 from chromaflow.core.training.transfer_fusion import (
     FOOTAGE_MEMBER,
     FOOTAGE_WHEEL,
@@ -28,19 +26,9 @@ from chromaflow.core.training.transfer_fusion import (
     squared_error,
 )
 from chromaflow.core.transfer.fusion import load_fusion
-from chromaflow.core.transfer.matching import FeatureEncoder
 from chromaflow.core.wheel_weights import pip_download
 
 from support import transfer_synth as synth
-
-
-def encoder() -> FeatureEncoder:
-    torch.manual_seed(0)
-    net = MobileNetV2Features()
-    for mod in net.modules():
-        if isinstance(mod, nn.Conv2d):
-            nn.init.kaiming_normal_(mod.weight, mode="fan_out")
-    return FeatureEncoder(net)
 
 
 def test_footage_of_another_content_is_refused(tmp_path: Path) -> None:
@@ -87,7 +75,7 @@ def test_frames_are_read_at_the_working_size(tmp_path: Path) -> None:
 def test_samples_and_a_fit_that_beats_the_even_blend(tmp_path: Path) -> None:
     ls, abs_, _ = synth.reentry_sequence(n=8)
     frames = [np.round(synth.rgb_of(l, ab) * 255).astype(np.uint8) for l, ab in zip(ls, abs_, strict=True)]
-    samples = clip_samples(frames, [0], encoder(), every=1)
+    samples = clip_samples(frames, [0], synth.seeded_matching_encoder(), every=1)
     assert len(samples) == 7
     assert samples[0]["x"].shape == (7, 96, 128) and samples[0]["truth"].shape == (2, 96, 128)
     net = fit(samples, steps=60)

@@ -13,11 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
 from chromaflow.core import registry
 from chromaflow.core.errors import ModelError, UsageError
-from chromaflow.core.nets.mobilenet_v2 import REGISTRY_NAME, MobileNetV2Features
+from chromaflow.core.nets.mobilenet_v2 import REGISTRY_NAME
 from chromaflow.core.nets.transfer_fusion import TransferFusion, parameter_count
 from chromaflow.core.transfer import KeyframeTransfer
 from chromaflow.core.transfer.fusion import WEIGHTS, Fusion, FusionCues, fusion_inputs, load_fusion
@@ -34,19 +33,9 @@ from chromaflow.core.transfer.modes import check_transfer_mode
 from support import transfer_synth as synth
 
 
-def seeded_net(seed: int = 0) -> MobileNetV2Features:
-    """MobileNetV2 with torchvision's initialisation (He normal, fan out), seeded."""
-    torch.manual_seed(seed)
-    net = MobileNetV2Features()
-    for mod in net.modules():
-        if isinstance(mod, nn.Conv2d):
-            nn.init.kaiming_normal_(mod.weight, mode="fan_out")
-    return net.eval()
-
-
 @pytest.fixture(scope="module")
 def encoder() -> FeatureEncoder:
-    return FeatureEncoder(seeded_net())
+    return synth.seeded_matching_encoder()
 
 
 def err(a: np.ndarray, b: np.ndarray) -> float:

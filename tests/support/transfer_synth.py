@@ -4,6 +4,7 @@ import cv2
 import numpy as np
 
 from chromaflow.core.transfer import lab_planes_to_rgb
+from chromaflow.core.transfer.matching import FeatureEncoder
 
 
 def smooth_noise(rng: np.random.Generator, size: tuple[int, int], sigma: float) -> np.ndarray:
@@ -101,3 +102,19 @@ def reentry_sequence(
         abs_.append(ab.astype(np.float32))
         masks.append(m)
     return ls, abs_, masks
+
+
+def seeded_matching_encoder(seed: int = 0) -> FeatureEncoder:
+    """The ``auto`` transfer's matching encoder on MobileNetV2 with torchvision's initialisation (He normal, fan
+    out), seeded: tests stay independent of the ImageNet file, on the same code paths."""
+    import torch
+    from torch import nn
+
+    from chromaflow.core.nets.mobilenet_v2 import MobileNetV2Features
+
+    torch.manual_seed(seed)
+    net = MobileNetV2Features()
+    for mod in net.modules():
+        if isinstance(mod, nn.Conv2d):
+            nn.init.kaiming_normal_(mod.weight, mode="fan_out")
+    return FeatureEncoder(net.eval())
