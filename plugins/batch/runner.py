@@ -23,6 +23,7 @@ from typing import Any
 
 from chromaflow.core.errors import OutputError, UsageError
 from chromaflow.core.transfer import load_references
+from chromaflow.core.transfer.keyframes import FUSED_READS_AHEAD
 from chromaflow.plugins.batch.cluster import LOCAL, RaySession, connect
 from chromaflow.plugins.batch.inputs import BatchItem
 from chromaflow.plugins.batch.journal import Journal
@@ -143,7 +144,8 @@ def context_rule(verb: str, args: argparse.Namespace, frames: int) -> ContextRul
     options = colorize.options_of(args)
     if args.ref:
         keys = sorted(load_references(args.ref, frames))
-        return keyframe_context(frames, options.smooth, keys)
+        ahead = FUSED_READS_AHEAD if options.transfer == "auto" else 0
+        return keyframe_context(frames, options.smooth, keys, ahead)
     return window_context(frames, options.smooth, options.batch_size)
 
 

@@ -9,7 +9,8 @@ covers everything a written frame depends on in a single-process run:
 - the colour model: fixed blocks of ``batch_size`` frames counted from frame 0 (core/video.py), so the context
   starts and ends on block boundaries (or at the end of the video) and every block holds the same frames;
 - keyframe references: the previous keyframe of the window's first frame and the next keyframe of its last, so
-  each frame sees the same previous, next and nearest keyframe and the same flow chains from them.
+  each frame sees the same previous, next and nearest keyframe and the same flow chains from them; the fused
+  transfer (``auto``) reads ``reads_ahead`` frames past the window.
 
 Segments end at scene cuts where they can (whole shots packed up to ``max_frames``); a shot longer than that is
 cut into equal pieces inside the shot, which the context makes exact.
@@ -81,13 +82,14 @@ def window_context(num_frames: int, radius: int, block: int = 1) -> ContextRule:
     return rule
 
 
-def keyframe_context(num_frames: int, radius: int, keys: Sequence[int]) -> ContextRule:
-    """Context of keyframe transfer with smoothing ``radius``: the window plus the keyframes around it."""
+def keyframe_context(num_frames: int, radius: int, keys: Sequence[int], reads_ahead: int = 0) -> ContextRule:
+    """Context of keyframe transfer with smoothing ``radius``: the window, ``reads_ahead`` frames more, and the
+    keyframes around it."""
     ordered = sorted(keys)
 
     def rule(start: int, end: int) -> tuple[int, int]:
         lo = max(0, start - radius)
-        hi = min(num_frames - 1, end - 1 + radius)
+        hi = min(num_frames - 1, end - 1 + radius + reads_ahead)
         before = [k for k in ordered if k <= lo]
         after = [k for k in ordered if k >= hi]
         cs = before[-1] if before else lo
