@@ -44,7 +44,8 @@ def test_keyframe_context_reaches_the_keyframes_around_the_window() -> None:
     assert rule(10, 20) == (5, 31)
     assert rule(34, 48) == (30, 48)  # no later keyframe: the window's end
     assert rule(0, 4) == (0, 6)  # frame 5, the last of the window, is the next keyframe itself
-    fused = keyframe_context(48, radius=2, keys=[5, 30], reads_ahead=1)  # auto reads one frame past the window
+    # auto reads one frame past the window
+    fused = keyframe_context(48, radius=2, keys=[5, 30], reads_ahead=1)
     assert fused(34, 40) == (30, 43) and rule(34, 40) == (30, 42)
     assert fused(34, 48) == (30, 48)
 
