@@ -31,6 +31,7 @@ import platform
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -47,6 +48,15 @@ OUT = ROOT / "benchmarks" / "results" / "transfer.json"
 
 def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
+
+
+def write_results(path: Path, payload: dict[str, Any]) -> None:
+    """``payload`` as JSON at ``path``, written under a temporary name and renamed (never half a file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(payload, indent=2))
+    tmp.replace(path)
+    log(f"wrote {path}")
 
 
 def load_sequence(folder: Path, limit: int | None) -> list[np.ndarray]:
@@ -226,11 +236,7 @@ def papers_scoring(args: argparse.Namespace, names: list[str], modes: list[str])
         "pooled_psnr": pooled,
         "per_sequence_psnr": per_sequence,
     }
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(payload, indent=2))
-    tmp.replace(out)
-    log(f"wrote {out}")
+    write_results(out, payload)
 
 
 def main() -> None:
@@ -318,11 +324,7 @@ def main() -> None:
         "fps_per_cpu_second": {m: float(np.mean(v)) for m, v in cpu_fps.items()},
         "load_average": [load_before, load_after],
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(payload, indent=2))
-    tmp.replace(args.out)
-    log(f"wrote {args.out}")
+    write_results(args.out, payload)
 
 
 if __name__ == "__main__":

@@ -31,7 +31,6 @@ benchmarks/results/transfer_ceilings.json.
 """
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -48,7 +47,7 @@ import transfer as bench  # the sibling benchmark: sequences and the protocol's 
 
 from chromaflow.core.arrays import F32
 from chromaflow.core.nets.transfer_fusion import TransferFusion
-from chromaflow.core.training.transfer_fusion import Sample, fit, fused_ab
+from chromaflow.core.training.transfer_fusion import Sample, fit, fused_ab, sample_of
 from chromaflow.core.transfer import KeyframeTransfer
 from chromaflow.core.transfer.fusion import fusion_inputs
 from chromaflow.core.transfer.keyframes import default_encoder
@@ -113,18 +112,9 @@ def powered_compose(parts: FrameParts, gamma: float) -> F32:
 
 
 def sample(parts: FrameParts) -> Sample:
-    """The frame as the fusion's trainer takes it (channels first)."""
-
-    def planes(ab: F32) -> torch.Tensor:
-        return torch.from_numpy(np.ascontiguousarray(ab)).permute(2, 0, 1)
-
-    x = torch.from_numpy(parts.cues)
-    return {
-        "x": x,
-        "flow": planes(parts.candidates["flow"]),
-        "match": planes(parts.candidates["match"]),
-        "truth": planes(parts.truth),
-    }
+    """The frame as the fusion's trainer takes it."""
+    c = parts.candidates
+    return sample_of(torch.from_numpy(parts.cues), c["flow"], c["match"], parts.truth)
 
 
 def fused(net: TransferFusion, parts: FrameParts) -> F32:
@@ -220,11 +210,7 @@ def main() -> None:
         "frames_per_sequence": args.frames,
         "gains_db": result,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(payload, indent=2))
-    tmp.replace(args.out)
-    bench.log(f"wrote {args.out}")
+    bench.write_results(args.out, payload)
 
 
 if __name__ == "__main__":

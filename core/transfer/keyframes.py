@@ -40,6 +40,7 @@ from typing import Any
 import cv2
 import numpy as np
 from numpy.typing import NDArray
+from torch import Tensor
 
 from chromaflow.core.arrays import F32
 from chromaflow.core.errors import InputError, UsageError
@@ -386,7 +387,7 @@ class KeyframeTransfer:
 
     # ------------------------------------------------------------------ matching and fusion (auto)
 
-    def _features(self, n: int) -> Any:
+    def _features(self, n: int) -> Tensor:
         cached = self._feats.get(n)
         if cached is None:
             assert self.encoder is not None

@@ -36,8 +36,6 @@ from chromaflow.core.nets.mobilenet_v2 import MobileNetV2Features, imagenet_gray
 from chromaflow.core.transfer.guided import guided_upsample
 from chromaflow.core.transfer.lab_arrays import resize_plane
 
-STRIDE = 8  # feature cells are 8x8 working pixels
-
 
 @dataclass(frozen=True)
 class MatchParams:
@@ -132,15 +130,12 @@ def match_grid(
         zeros = np.zeros((gh, gw), dtype=np.float32)
         return np.zeros((gh, gw, 2), dtype=np.float32), zeros, zeros
     q = query.reshape(c, -1).T  # (Nq, C)
-    pos_q = _grid_positions(gh, gw)
     reach = params.radius * max(gh, gw)
-    cand_f, cand_ab, cand_pos = [], [], []
-    for src in sources:
-        sh, sw = int(src.feats.shape[1]), int(src.feats.shape[2])
-        keep = torch.from_numpy(src.conf.reshape(-1) >= min_conf)
-        cand_f.append(src.feats.reshape(c, -1).T[keep])
-        cand_ab.append(torch.from_numpy(src.ab.reshape(-1, 2))[keep])
-        cand_pos.append(_grid_positions(sh, sw)[keep])
+    keeps = [torch.from_numpy(src.conf.reshape(-1) >= min_conf) for src in sources]
+    cand_f = [src.feats.reshape(c, -1).T[keep] for src, keep in zip(sources, keeps, strict=True)]
+    cand_ab = [
+        torch.from_numpy(src.ab.reshape(-1, 2))[keep] for src, keep in zip(sources, keeps, strict=True)
+    ]
     feats = torch.cat(cand_f)
     if feats.shape[0] == 0:
         zeros = np.zeros((gh, gw), dtype=np.float32)
@@ -154,7 +149,11 @@ def match_grid(
     k_aug = torch.cat((feats[:, :-1], feats[:, -1:], -lw * feats[:, -1:] ** 2), dim=1)
     sim = q_aug @ k_aug.T
     if reach < math.hypot(gh - 1, gw - 1):  # only then can a candidate be out of reach
-        sim = sim.masked_fill(torch.cdist(pos_q, torch.cat(cand_pos)) > reach, -math.inf)
+        cand_pos = [
+            _grid_positions(int(src.feats.shape[1]), int(src.feats.shape[2]))[keep]
+            for src, keep in zip(sources, keeps, strict=True)
+        ]
+        sim = sim.masked_fill(torch.cdist(_grid_positions(gh, gw), torch.cat(cand_pos)) > reach, -math.inf)
     k = min(params.top_k, int(feats.shape[0]))
     top, idx = sim.topk(k, dim=1)
     top = top - lw * q[:, -1:] ** 2

@@ -16,11 +16,8 @@ from chromaflow.core.errors import UsageError
 
 Mode = Literal["propagate", "reinhard", "histogram", "knn", "auto", "flow"]
 MODES: tuple[str, ...] = ("propagate", "reinhard", "histogram", "knn", "auto", "flow")
-PROPAGATING: tuple[str, ...] = (
-    "propagate",
-    "flow",
-    "auto",
-)  # the modes that carry keyframes along flow chains
+# the modes that carry keyframes along flow chains
+PROPAGATING: tuple[str, ...] = ("propagate", "flow", "auto")
 
 
 def check_transfer_mode(mode: str) -> None:
